@@ -1,0 +1,194 @@
+"""The data model: threads, messages, tool calls and results, token usage.
+
+All types are immutable pydantic models. A :class:`Thread` is the fold of its
+delta log (see :mod:`threadline.deltas`); a :class:`ThreadHead` is the same
+fold without the messages, which is what listings and snapshots keep.
+
+Optional fields that are empty are left out of the JSON (``exclude_if``), so a
+stored message costs about what its content costs; reading the JSON back gives
+an equal object (the round trip is lossless).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from threadline.ids import new_message_id, new_thread_id, now_ms
+
+Role = Literal["user", "assistant", "system"]
+
+
+def _empty(value: object) -> bool:
+    return not value
+
+
+def _none(value: object) -> bool:
+    return value is None
+
+
+def _false(value: object) -> bool:
+    return value is False
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ToolCall(_Frozen):
+    """A tool invocation requested by the assistant."""
+
+    id: str
+    name: str
+    input: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ToolResult(_Frozen):
+    """The outcome of a tool call, joined to it by ``tool_call_id``."""
+
+    tool_call_id: str
+    output: JsonValue = ""
+    is_error: bool = Field(default=False, exclude_if=_false)
+
+
+class Usage(_Frozen):
+    """Token usage and cost of one model response."""
+
+    model: str | None = Field(default=None, exclude_if=_none)
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0, exclude_if=_empty)
+    cache_write_tokens: int = Field(default=0, ge=0, exclude_if=_empty)
+    cost_usd: float | None = Field(default=None, ge=0, exclude_if=_none)
+
+
+class Message(_Frozen):
+    """One message of a thread. Never modified once appended."""
+
+    id: str = Field(default_factory=new_message_id)
+    role: Role
+    content: str = ""
+    timestamp: int = Field(default_factory=now_ms)
+    tool_calls: tuple[ToolCall, ...] = Field(default=(), exclude_if=_empty)
+    tool_results: tuple[ToolResult, ...] = Field(default=(), exclude_if=_empty)
+    usage: Usage | None = Field(default=None, exclude_if=_none)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict, exclude_if=_empty)
+
+
+class UsageTotals(_Frozen):
+    """Sums of :class:`Usage` over every message ever appended to a thread.
+
+    A truncate does not refund: tokens spent on a response that was later
+    dropped were still spent. ``unpriced_messages`` counts responses that had
+    usage but no ``cost_usd``.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    priced_messages: int = 0
+    unpriced_messages: int = 0
+
+    def add(self, usage: Usage) -> UsageTotals:
+        priced = usage.cost_usd is not None
+        return UsageTotals(
+            input_tokens=self.input_tokens + usage.input_tokens,
+            output_tokens=self.output_tokens + usage.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + usage.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + usage.cache_write_tokens,
+            cost_usd=self.cost_usd + (usage.cost_usd or 0.0),
+            priced_messages=self.priced_messages + int(priced),
+            unpriced_messages=self.unpriced_messages + int(not priced),
+        )
+
+
+class _ThreadFields(_Frozen):
+    id: str = Field(default_factory=new_thread_id)
+    v: int = Field(default=1, ge=1)
+    created: int = Field(default_factory=now_ms)
+    title: str | None = None
+    parent_thread_id: str | None = None
+    child_thread_ids: tuple[str, ...] = ()
+    origin_thread_id: str | None = None
+    summary_thread_ids: tuple[str, ...] = ()
+    env: dict[str, JsonValue] = Field(default_factory=dict)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class Thread(_ThreadFields):
+    """A conversation thread at one version: the fold of deltas ``1..v``."""
+
+    messages: tuple[Message, ...] = ()
+
+    def with_message(self, message: Message) -> Thread:
+        """This thread with ``message`` appended, one version later."""
+        from threadline.deltas import MessageDelta, apply
+
+        return apply(self, MessageDelta.of(message))
+
+    def with_title(self, title: str | None) -> Thread:
+        """This thread retitled, one version later."""
+        from threadline.deltas import TitleDelta, apply
+
+        return apply(self, TitleDelta(value=title))
+
+    def truncated(self, from_index: int) -> Thread:
+        """This thread without the messages from ``from_index`` on, one version later."""
+        from threadline.deltas import TruncateDelta, apply
+
+        return apply(self, TruncateDelta(from_index=from_index))
+
+
+class ThreadHead(_ThreadFields):
+    """A thread without its messages: what listings and snapshots keep.
+
+    ``last_activity`` is the newest message timestamp, else ``created``.
+    """
+
+    message_count: int = 0
+    last_activity: int = 0
+    totals: UsageTotals = Field(default_factory=UsageTotals)
+
+
+class ThreadPage(_Frozen):
+    """A page of a thread's messages, oldest first, with the head it was read at."""
+
+    head: ThreadHead
+    messages: tuple[Message, ...]
+    offset: int
+    has_more: bool
+
+    @property
+    def v(self) -> int:
+        return self.head.v
+
+    @property
+    def id(self) -> str:
+        return self.head.id
+
+    @property
+    def total_messages(self) -> int:
+        return self.head.message_count
+
+    @property
+    def first_index(self) -> int:
+        """Index in the thread of ``messages[0]``; pass it as ``before`` for the older page."""
+        return self.head.message_count - self.offset - len(self.messages)
+
+
+class ThreadListPage(_Frozen):
+    """One page of :meth:`ThreadStore.list_threads`, newest activity first."""
+
+    threads: tuple[ThreadHead, ...]
+    next_cursor: str | None
+
+
+def thread_to_json(thread: Thread) -> bytes:
+    return thread.model_dump_json().encode()
+
+
+def thread_from_json(data: bytes | str) -> Thread:
+    return Thread.model_validate_json(data)
