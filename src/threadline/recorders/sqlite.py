@@ -115,7 +115,7 @@ def _connect(path: str, synchronous: Synchronous, busy_timeout_ms: int) -> sqlit
     return conn
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _migrate(conn: sqlite3.Connection, location: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(
@@ -133,7 +133,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         newest = max(done, default=0)
         if newest > len(_MIGRATIONS):
             raise StoreCorrupt(
-                "?", f"schema version {newest} is newer than this threadline understands"
+                location, f"schema version {newest} is newer than this threadline understands"
             )
         conn.execute("COMMIT")
     except BaseException:
@@ -148,7 +148,7 @@ def _head_from_row(body: bytes) -> ThreadHead:
 def _message_of(body: bytes) -> Message:
     delta = delta_from_json(body)
     if not isinstance(delta, MessageDelta):
-        raise StoreCorrupt("?", f"message projection points at a {delta.type} delta")
+        raise InvalidDelta(f"message projection points at a {delta.type} delta")
     return delta.message
 
 
@@ -206,7 +206,7 @@ class SqliteRecorder(ThreadRecorder):
         self._max_batch = max_batch
         with _translated(self._path):
             self._writer_conn = _connect(self._path, synchronous, busy_timeout_ms)
-            _migrate(self._writer_conn)
+            _migrate(self._writer_conn, self._path)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._leases: set[str] = set()
         self._closed = False

@@ -1,0 +1,282 @@
+"""The recorder contract: every backend subclasses :class:`RecorderContract`.
+
+A subclass only says how to make its recorder (``make_recorder``); the tests
+here define what every backend must do, with exact outcomes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from threadline.deltas import (
+    ChildLinkDelta,
+    Delta,
+    MessageDelta,
+    MetadataDelta,
+    ThreadCreate,
+    TitleDelta,
+    TruncateDelta,
+    fold,
+)
+from threadline.errors import (
+    InvalidDelta,
+    StoreClosed,
+    ThreadExists,
+    ThreadNotFound,
+    VersionConflict,
+    WriterBusy,
+)
+from threadline.model import Message, ToolCall, ToolResult, Usage
+from threadline.recorders.base import ThreadRecorder
+
+
+def msg(n: int, role: str = "user", **extra: object) -> Message:
+    return Message.model_validate(
+        {
+            "id": f"M-{n:06d}",
+            "role": role,
+            "content": f"message {n}",
+            "timestamp": 1000 + n,
+            **extra,
+        }
+    )
+
+
+def rich_message() -> Message:
+    return Message(
+        id="M-rich",
+        role="assistant",
+        content='Ünïcode ✓ — and "quotes"\n\tand a NUL-free tab',
+        timestamp=1_700_000_000_123,
+        tool_calls=(ToolCall(id="call-1", name="read_file", input={"path": "a.py", "n": [1, 2]}),),
+        tool_results=(ToolResult(tool_call_id="call-0", output={"ok": True}, is_error=True),),
+        usage=Usage(
+            model="claude-sonnet-4-5",
+            input_tokens=10,
+            output_tokens=20,
+            cache_read_tokens=30,
+            cache_write_tokens=40,
+            cost_usd=0.0123,
+        ),
+        metadata={"request_id": "req-1"},
+    )
+
+
+class RecorderContract(abc.ABC):
+    @abc.abstractmethod
+    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+        """A fresh, empty recorder of the backend under test."""
+
+    @pytest.fixture
+    async def recorder(self, tmp_path: Path) -> AsyncIterator[ThreadRecorder]:
+        recorder = await self.make_recorder(tmp_path)
+        yield recorder
+        await recorder.close()
+
+    async def create(
+        self, recorder: ThreadRecorder, thread_id: str = "T-1", messages: int = 0
+    ) -> list[Delta]:
+        log: list[Delta] = [ThreadCreate(id=thread_id, title="first", created=500)]
+        log += [MessageDelta.of(msg(i)) for i in range(messages)]
+        await recorder.append(thread_id, 0, log)
+        return log
+
+    # -- creating ------------------------------------------------------------
+
+    async def test_create_makes_version_one(self, recorder: ThreadRecorder) -> None:
+        head = await recorder.append("T-1", 0, [ThreadCreate(id="T-1", title="t", created=7)])
+        assert (head.id, head.v, head.title, head.created, head.message_count) == (
+            "T-1",
+            1,
+            "t",
+            7,
+            0,
+        )
+        assert head.last_activity == 7
+        assert await recorder.head("T-1") == head
+
+    async def test_create_twice_raises_thread_exists(self, recorder: ThreadRecorder) -> None:
+        await self.create(recorder)
+        with pytest.raises(ThreadExists):
+            await recorder.append("T-1", 0, [ThreadCreate(id="T-1")])
+
+    async def test_create_must_start_with_its_own_create_delta(
+        self, recorder: ThreadRecorder
+    ) -> None:
+        with pytest.raises(InvalidDelta):
+            await recorder.append("T-1", 0, [TitleDelta(value="x")])
+        with pytest.raises(InvalidDelta):
+            await recorder.append("T-1", 0, [ThreadCreate(id="T-2")])
+        assert await recorder.head("T-1") is None
+        assert await recorder.head("T-2") is None
+
+    async def test_empty_append_is_refused(self, recorder: ThreadRecorder) -> None:
+        await self.create(recorder)
+        with pytest.raises(InvalidDelta):
+            await recorder.append("T-1", 1, [])
+
+    # -- appending -----------------------------------------------------------
+
+    async def test_append_adds_one_version_per_delta(self, recorder: ThreadRecorder) -> None:
+        await self.create(recorder)
+        head = await recorder.append(
+            "T-1", 1, [MessageDelta.of(msg(1)), TitleDelta(value="x"), MessageDelta.of(msg(2))]
+        )
+        assert (head.v, head.title, head.message_count, head.last_activity) == (4, "x", 2, 1002)
+
+    async def test_stale_append_raises_version_conflict_and_writes_nothing(
+        self, recorder: ThreadRecorder
+    ) -> None:
+        await self.create(recorder, messages=2)
+        with pytest.raises(VersionConflict) as raised:
+            await recorder.append("T-1", 2, [TitleDelta(value="stale")])
+        assert (raised.value.thread_id, raised.value.expected, raised.value.actual) == ("T-1", 2, 3)
+        head = await recorder.head("T-1")
+        assert head is not None
+        assert (head.v, head.title) == (3, "first")
+        assert len(await recorder.deltas("T-1")) == 3
+
+    async def test_append_ahead_of_the_head_raises_version_conflict(
+        self, recorder: ThreadRecorder
+    ) -> None:
+        await self.create(recorder)
+        with pytest.raises(VersionConflict):
+            await recorder.append("T-1", 5, [TitleDelta(value="gap")])
+        assert [r.v for r in await recorder.deltas("T-1")] == [1]
+
+    async def test_append_to_unknown_thread_raises_thread_not_found(
+        self, recorder: ThreadRecorder
+    ) -> None:
+        with pytest.raises(ThreadNotFound):
+            await recorder.append("T-missing", 1, [TitleDelta(value="x")])
+
+    async def test_append_is_all_or_nothing(self, recorder: ThreadRecorder) -> None:
+        await self.create(recorder, messages=1)
+        with pytest.raises(InvalidDelta):
+            await recorder.append("T-1", 2, [MessageDelta.of(msg(5)), TruncateDelta(from_index=9)])
+        thread = await recorder.load("T-1")
+        assert thread is not None
+        assert (thread.v, len(thread.messages)) == (2, 1)
+        assert len(await recorder.deltas("T-1")) == 2
+
+    # -- reading -------------------------------------------------------------
+
+    async def test_load_is_the_fold_of_the_log(self, recorder: ThreadRecorder) -> None:
+        log = await self.create(recorder, messages=3)
+        more: list[Delta] = [
+            MessageDelta.of(rich_message()),
+            MetadataDelta(patch={"k": {"a": 1}}),
+            ChildLinkDelta(thread_id="T-child"),
+        ]
+        await recorder.append("T-1", 4, more)
+        loaded = await recorder.load("T-1")
+        assert loaded == fold(log + more)
+        assert await recorder.load("T-none") is None
+
+    async def test_rich_messages_round_trip_exactly(self, recorder: ThreadRecorder) -> None:
+        await self.create(recorder)
+        await recorder.append("T-1", 1, [MessageDelta.of(rich_message())])
+        found = await recorder.page("T-1", limit=10)
+        assert found is not None
+        assert found[1] == [rich_message()]
+
+    async def test_deltas_between_versions(self, recorder: ThreadRecorder) -> None:
+        log = await self.create(recorder, messages=5)
+        records = await recorder.deltas("T-1", after=2, upto=4)
+        assert [(r.thread_id, r.v) for r in records] == [("T-1", 3), ("T-1", 4)]
+        assert [r.delta for r in records] == log[2:4]
+        assert [r.v for r in await recorder.deltas("T-1", after=4)] == [5, 6]
+        assert await recorder.deltas("T-none") == []
+
+    async def test_newest_page_is_chronological(self, recorder: ThreadRecorder) -> None:
+        await self.create(recorder, messages=10)
+        found = await recorder.page("T-1", limit=3)
+        assert found is not None
+        head, messages = found
+        assert head.message_count == 10
+        assert [m.id for m in messages] == ["M-000007", "M-000008", "M-000009"]
+
+    async def test_page_with_offset_and_before(self, recorder: ThreadRecorder) -> None:
+        await self.create(recorder, messages=10)
+        by_offset = await recorder.page("T-1", limit=3, offset=3)
+        by_before = await recorder.page("T-1", limit=3, before=7)
+        assert by_offset is not None
+        assert by_before is not None
+        assert [m.id for m in by_offset[1]] == ["M-000004", "M-000005", "M-000006"]
+        assert by_offset[1] == by_before[1]
+        first = await recorder.page("T-1", limit=5, before=2)
+        assert first is not None
+        assert [m.id for m in first[1]] == ["M-000000", "M-000001"]
+        beyond = await recorder.page("T-1", limit=5, offset=20)
+        assert beyond is not None
+        assert beyond[1] == []
+        assert await recorder.page("T-none", limit=5) is None
+
+    async def test_truncate_hides_messages_but_the_log_keeps_them(
+        self, recorder: ThreadRecorder
+    ) -> None:
+        await self.create(recorder, messages=4)
+        await recorder.append(
+            "T-1", 5, [TruncateDelta(from_index=2), MessageDelta.of(msg(9, "assistant"))]
+        )
+        found = await recorder.page("T-1", limit=10)
+        assert found is not None
+        head, messages = found
+        assert [m.id for m in messages] == ["M-000000", "M-000001", "M-000009"]
+        assert (head.v, head.message_count) == (7, 3)
+        logged = [r.delta for r in await recorder.deltas("T-1")]
+        assert sum(isinstance(d, MessageDelta) for d in logged) == 5
+
+    async def test_totals_keep_the_usage_of_truncated_messages(
+        self, recorder: ThreadRecorder
+    ) -> None:
+        await self.create(recorder)
+        await recorder.append("T-1", 1, [MessageDelta.of(rich_message())])
+        head = await recorder.append("T-1", 2, [TruncateDelta(from_index=0)])
+        assert head.totals.input_tokens == 10
+        assert head.totals.cost_usd == pytest.approx(0.0123)
+
+    async def test_list_heads_newest_activity_first_with_cursor(
+        self, recorder: ThreadRecorder
+    ) -> None:
+        for i in range(5):
+            await recorder.append(f"T-{i}", 0, [ThreadCreate(id=f"T-{i}", created=100 + i)])
+        await recorder.append("T-0", 1, [MessageDelta.of(msg(900))])  # activity 1900
+        first = await recorder.list_heads(limit=2)
+        assert [h.id for h in first] == ["T-0", "T-4"]
+        rest = await recorder.list_heads(limit=10, after=(first[-1].last_activity, first[-1].id))
+        assert [h.id for h in rest] == ["T-3", "T-2", "T-1"]
+
+    # -- deleting ------------------------------------------------------------
+
+    async def test_delete_removes_thread_and_log(self, recorder: ThreadRecorder) -> None:
+        await self.create(recorder, messages=2)
+        assert await recorder.delete("T-1") is True
+        assert await recorder.head("T-1") is None
+        assert await recorder.deltas("T-1") == []
+        assert await recorder.page("T-1", limit=5) is None
+        assert await recorder.delete("T-1") is False
+        await self.create(recorder)  # the id can be used again
+        assert [r.v for r in await recorder.deltas("T-1")] == [1]
+
+    # -- leases and lifecycle ------------------------------------------------
+
+    async def test_writer_lease_is_exclusive_until_released(self, recorder: ThreadRecorder) -> None:
+        lease = recorder.acquire_lease("T-1")
+        with pytest.raises(WriterBusy, match="Thread T-1 is already being modified"):
+            recorder.acquire_lease("T-1")
+        other = recorder.acquire_lease("T-2")
+        lease.release()
+        lease.release()
+        recorder.acquire_lease("T-1").release()
+        other.release()
+
+    async def test_closed_recorder_refuses_work(self, recorder: ThreadRecorder) -> None:
+        await recorder.close()
+        with pytest.raises(StoreClosed):
+            await recorder.head("T-1")
+        await recorder.close()

@@ -1,0 +1,69 @@
+"""SQLite-specific behaviour: persistence, error translation, schema versions."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from threadline.deltas import MessageDelta, ThreadCreate
+from threadline.errors import StoreBusy, StoreCorrupt
+from threadline.model import Message
+from threadline.recorders import SqliteRecorder
+
+
+async def test_data_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    first = SqliteRecorder(path)
+    await first.append("T-1", 0, [ThreadCreate(id="T-1"), MessageDelta.of(Message(role="user"))])
+    await first.close()
+    second = SqliteRecorder(path)
+    head = await second.head("T-1")
+    assert head is not None
+    assert (head.v, head.message_count) == (2, 1)
+    assert await second.integrity_check() == "ok"
+    await second.close()
+
+
+async def test_wal_and_full_sync_are_the_defaults(tmp_path: Path) -> None:
+    recorder = SqliteRecorder(tmp_path / "t.db")
+    await recorder.close()
+    conn = sqlite3.connect(tmp_path / "t.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_a_file_that_is_not_a_database_raises_store_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    path.write_bytes(b"this is not sqlite at all\n" * 200)
+    with pytest.raises(StoreCorrupt, match="not a readable threadline database"):
+        SqliteRecorder(path)
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER)")
+    conn.execute("INSERT INTO schema_migrations VALUES (999, 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreCorrupt, match="schema version 999"):
+        SqliteRecorder(path)
+
+
+async def test_a_locked_database_raises_store_busy(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    recorder = SqliteRecorder(path, busy_timeout_ms=50)
+    await recorder.append("T-1", 0, [ThreadCreate(id="T-1")])
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreBusy, match="locked"):
+            await recorder.append("T-1", 1, [MessageDelta.of(Message(role="user"))])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    head = await recorder.append("T-1", 1, [MessageDelta.of(Message(role="user"))])
+    assert head.v == 2
+    await recorder.close()
