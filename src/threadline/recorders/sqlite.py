@@ -60,9 +60,12 @@ from threadline.recorders.base import RecordedDelta, ThreadRecorder, WriterLease
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _R = TypeVar("_R")
 
-_MIGRATIONS: list[str] = [
+# Numbered schema migrations, applied in order on open, each in the same
+# transaction as its row in schema_migrations. Never edit a released one: add
+# the next number.
+_MIGRATIONS: dict[int, str] = {
     # 1: threads, their delta logs and the message projection.
-    """
+    1: """
     CREATE TABLE threads (
         tid INTEGER PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,
@@ -86,7 +89,7 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (tid, pos)
     ) WITHOUT ROWID;
     """,
-]
+}
 
 
 @contextlib.contextmanager
@@ -123,7 +126,7 @@ def _migrate(conn: sqlite3.Connection, location: str) -> None:
             "(version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)"
         )
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for number, script in enumerate(_MIGRATIONS, start=1):
+        for number, script in sorted(_MIGRATIONS.items()):
             if number in done:
                 continue
             for statement in script.split(";"):
@@ -131,7 +134,7 @@ def _migrate(conn: sqlite3.Connection, location: str) -> None:
                     conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (number, now_ms()))
         newest = max(done, default=0)
-        if newest > len(_MIGRATIONS):
+        if newest > max(_MIGRATIONS):
             raise StoreCorrupt(
                 location, f"schema version {newest} is newer than this threadline understands"
             )
