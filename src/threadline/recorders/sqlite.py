@@ -2,7 +2,9 @@
 
 Layout (see ``_MIGRATIONS``): ``threads`` holds one row per thread with the
 folded head as JSON; ``deltas`` is the log, unique on ``(tid, v)`` so a stale
-append fails in the database, not in a check-then-write; ``messages`` maps a
+append fails in the database, not in a check-then-write, and numbered by
+``seq`` in commit order (AUTOINCREMENT: a number is never reused, even after a
+delete, so a cursor over ``seq`` never skips); ``messages`` maps a
 thread's message positions to the delta that carries each message, so a page
 is an index range scan whose cost does not grow with the thread and a message
 body is stored once.
@@ -75,7 +77,7 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX threads_by_activity ON threads (last_activity DESC, id DESC);
     CREATE TABLE deltas (
-        seq INTEGER PRIMARY KEY,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
         tid INTEGER NOT NULL,
         v INTEGER NOT NULL,
         at INTEGER NOT NULL,
