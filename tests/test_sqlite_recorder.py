@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -66,4 +68,28 @@ async def test_a_locked_database_raises_store_busy(tmp_path: Path) -> None:
         blocker.close()
     head = await recorder.append("T-1", 1, [MessageDelta.of(Message(role="user"))])
     assert head.v == 2
+    await recorder.close()
+
+
+async def test_a_cancelled_append_does_not_stop_the_writer_thread(tmp_path: Path) -> None:
+    recorder = SqliteRecorder(tmp_path / "t.db")
+    await recorder.append("T-1", 0, [ThreadCreate(id="T-1")])
+    gate = threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        gate.wait(5)
+
+    blocker = asyncio.create_task(recorder._submit(hold, write=True))
+    await asyncio.sleep(0.05)  # the writer thread is now inside ``hold``
+    doomed = asyncio.create_task(
+        recorder.append("T-1", 1, [MessageDelta.of(Message(role="user", content="never"))])
+    )
+    await asyncio.sleep(0.05)
+    doomed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    gate.set()
+    await blocker
+    head = await recorder.append("T-1", 1, [MessageDelta.of(Message(role="user", content="ok"))])
+    assert (head.v, head.message_count) == (2, 1)
     await recorder.close()

@@ -258,6 +258,8 @@ class SqliteRecorder(ThreadRecorder):
             job = self._jobs.get() if following == "empty" else following
 
     def _run_read(self, conn: sqlite3.Connection, job: _Job) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return  # the caller gave up before the job started
         try:
             with _translated(self._path):
                 job.future.set_result(job.fn(conn))
@@ -265,6 +267,11 @@ class SqliteRecorder(ThreadRecorder):
             job.future.set_exception(exc)
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        # A job whose caller was cancelled before it started is dropped; once
+        # running it cannot be cancelled, so setting its result is safe.
+        batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         results: list[tuple[_Job, object, BaseException | None]] = []
         single = len(batch) == 1
         try:
