@@ -250,3 +250,15 @@ def test_default_home_is_dot_threadline(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.delenv("THREADLINE_HOME", raising=False)
     assert default_db_path() == Path(os.path.expanduser("~")) / ".threadline" / "threads.db"
+
+
+async def test_append_message_goes_on_top_of_the_head(store: ThreadStore) -> None:
+    thread = await store.create_thread(capture_environment=False)
+    assert await store.append_message(thread.id, user("a")) == 2
+    assert await store.append_message(thread.id, user("b"), expected_version=2) == 3
+    with pytest.raises(VersionConflict, match="is at version 3, not 2"):
+        await store.append_message(thread.id, user("stale"), expected_version=2)
+    with pytest.raises(ThreadNotFound):
+        await store.append_message("T-none", user("x"))
+    contents = [m.content for m in (await store.get_thread(thread.id)).messages]
+    assert contents == ["a", "b"]

@@ -79,14 +79,24 @@ class ThreadStore:
 
     @classmethod
     async def open(
-        cls, path: str | os.PathLike[str] | None = None, *, synchronous: Synchronous = "FULL"
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout_ms: int = 5000,
     ) -> ThreadStore:
         """Open a store: a SQLite file, ``":memory:"`` (in-memory), or the default
-        under ``$THREADLINE_HOME`` when ``path`` is ``None``."""
+        under ``$THREADLINE_HOME`` when ``path`` is ``None``.
+
+        ``synchronous`` is SQLite's durability setting (``FULL``: a commit is on
+        disk before it returns); ``busy_timeout_ms`` is how long to wait for
+        another process's write lock before raising :class:`StoreBusy`."""
         if path is not None and str(path) == ":memory:":
             return cls(MemoryRecorder())
         target = default_db_path() if path is None else Path(path)
-        recorder = await asyncio.to_thread(SqliteRecorder, target, synchronous=synchronous)
+        recorder = await asyncio.to_thread(
+            SqliteRecorder, target, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+        )
         return cls(recorder)
 
     async def __aenter__(self) -> Self:
@@ -253,6 +263,28 @@ class ThreadStore:
         head = await self.recorder.append(thread_id, expected_version, deltas)
         self.events.emit(ThreadEvent(THREAD_UPDATED, thread_id, head.v))
         return head.v
+
+    async def append_message(
+        self, thread_id: str, message: Message, expected_version: int | None = None
+    ) -> int:
+        """Append one message without reading the thread; returns the new version.
+
+        Without ``expected_version`` the message goes on top of whatever the
+        head is (an append commutes with any change, so a race is retried);
+        with it, a moved head raises :class:`VersionConflict`.
+        """
+        self._check_open()
+        delta = MessageDelta.of(message)
+        if expected_version is not None:
+            return await self.append_deltas(thread_id, expected_version, [delta])
+        while True:  # each lost race means another writer made progress
+            head = await self.recorder.head(thread_id)
+            if head is None:
+                raise ThreadNotFound(thread_id)
+            try:
+                return await self.append_deltas(thread_id, head.v, [delta])
+            except VersionConflict:
+                continue
 
     async def delete_thread(self, thread_id: str) -> None:
         """Delete a thread and its whole log. Refused while a writer holds it."""

@@ -262,19 +262,17 @@ def add(
         if given:
             fields["usage"] = given
         message = Message.model_validate(fields)
-    thread = run(
+    version = run(
         settings,
-        lambda store: store.modify_thread(
-            thread_id, lambda t: t.with_message(message), expected_version=expected_version
-        ),
+        lambda store: store.append_message(thread_id, message, expected_version=expected_version),
     )
     if as_json:
         print_json(
-            {"thread_id": thread.id, "v": thread.v, "message": message.model_dump(mode="json")}
+            {"thread_id": thread_id, "v": version, "message": message.model_dump(mode="json")}
         )
     else:
         click.echo(
-            f"{thread.id} is at version {thread.v} (added {message.role} message {message.id})"
+            f"{thread_id} is at version {version} (added {message.role} message {message.id})"
         )
 
 

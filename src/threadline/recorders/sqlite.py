@@ -110,13 +110,17 @@ def _translated(location: str) -> Iterator[None]:
 
 def _connect(path: str, synchronous: Synchronous, busy_timeout_ms: int) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    if path != ":memory:":
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreCorrupt(path, f"cannot switch to WAL journal mode (got {mode})")
-    conn.execute(f"PRAGMA synchronous = {synchronous}")
-    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreCorrupt(path, f"cannot switch to WAL journal mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -211,7 +215,11 @@ class SqliteRecorder(ThreadRecorder):
         self._max_batch = max_batch
         with _translated(self._path):
             self._writer_conn = _connect(self._path, synchronous, busy_timeout_ms)
-            _migrate(self._writer_conn, self._path)
+            try:
+                _migrate(self._writer_conn, self._path)
+            except BaseException:
+                self._writer_conn.close()
+                raise
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._leases: set[str] = set()
         self._closed = False
