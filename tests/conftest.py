@@ -8,3 +8,6 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# The session's PostgreSQL cluster (started on first use; see tests/pg.py).
+from tests.pg import live_server, postgres_dsn  # noqa: E402, F401

@@ -1,5 +1,8 @@
 """threadline: versioned, durable storage for the conversation threads of AI coding agents."""
 
+from threadline.archive import ColdStorage
+from threadline.batch import CreateOp, DeleteOp, UpdateOp, WriteOutcome
+from threadline.costs import CostLine, CostReport
 from threadline.deltas import (
     ChildLinkDelta,
     Delta,
@@ -15,11 +18,23 @@ from threadline.deltas import (
     fold,
 )
 from threadline.errors import (
+    ArchiveError,
+    ArchiveObjectCorrupt,
+    ArchiveObjectMissing,
+    ArchiveUnavailable,
+    ContentCorrupt,
     InvalidDelta,
+    InvalidFileChange,
     InvalidModification,
+    MessageNotFound,
+    NoWorkingDirectory,
+    OperationNotFound,
+    PathOutsideWorkspace,
+    RollbackInterrupted,
     StoreBusy,
     StoreClosed,
     StoreCorrupt,
+    ThreadArchived,
     ThreadExists,
     ThreadlineError,
     ThreadNotFound,
@@ -28,7 +43,10 @@ from threadline.errors import (
     WriterClosed,
 )
 from threadline.events import ThreadEvent
+from threadline.filelog import FileChange, FileState
+from threadline.files import FileDiff, FileOperation, ToolFiles
 from threadline.model import (
+    ArchivedThread,
     Message,
     Thread,
     ThreadHead,
@@ -39,23 +57,53 @@ from threadline.model import (
     Usage,
     UsageTotals,
 )
+from threadline.relations import MissingThread, RelatedThreads, RootThread, ThreadTree, TreeNode
+from threadline.retry import with_retry
+from threadline.rollback import FileOutcome, RollbackReport
 from threadline.store import ThreadStore, VersionNotFound
 from threadline.writer import ThreadWriter
 
 __all__ = [
+    "ArchiveError",
+    "ArchiveObjectCorrupt",
+    "ArchiveObjectMissing",
+    "ArchiveUnavailable",
+    "ArchivedThread",
     "ChildLinkDelta",
+    "ColdStorage",
+    "ContentCorrupt",
+    "CostLine",
+    "CostReport",
+    "CreateOp",
+    "DeleteOp",
     "Delta",
     "EnvDelta",
+    "FileChange",
+    "FileDiff",
+    "FileOperation",
+    "FileOutcome",
+    "FileState",
     "InvalidDelta",
+    "InvalidFileChange",
     "InvalidModification",
     "Message",
     "MessageDelta",
+    "MessageNotFound",
     "MetadataDelta",
+    "MissingThread",
+    "NoWorkingDirectory",
+    "OperationNotFound",
+    "PathOutsideWorkspace",
+    "RelatedThreads",
+    "RollbackInterrupted",
+    "RollbackReport",
+    "RootThread",
     "StoreBusy",
     "StoreClosed",
     "StoreCorrupt",
     "SummaryLinkDelta",
     "Thread",
+    "ThreadArchived",
     "ThreadCreate",
     "ThreadEvent",
     "ThreadExists",
@@ -64,19 +112,25 @@ __all__ = [
     "ThreadNotFound",
     "ThreadPage",
     "ThreadStore",
+    "ThreadTree",
     "ThreadWriter",
     "ThreadlineError",
     "TitleDelta",
     "ToolCall",
+    "ToolFiles",
     "ToolResult",
+    "TreeNode",
     "TruncateDelta",
+    "UpdateOp",
     "Usage",
     "UsageTotals",
     "VersionConflict",
     "VersionNotFound",
+    "WriteOutcome",
     "WriterBusy",
     "WriterClosed",
     "apply",
     "diff",
     "fold",
+    "with_retry",
 ]

@@ -199,7 +199,8 @@ def apply(thread: Thread | None, delta: Delta) -> Thread:
     state = _require(thread, delta)
     update: dict[str, object]
     if isinstance(delta, MessageDelta):
-        update = {"messages": (*state.messages, delta.message)}
+        # One tuple concatenation: ``(*t, m)`` is several times slower on long threads.
+        update = {"messages": state.messages + (delta.message,)}  # noqa: RUF005
     elif isinstance(delta, TruncateDelta):
         if delta.from_index > len(state.messages):
             raise InvalidDelta(
@@ -242,13 +243,35 @@ def apply_head(head: ThreadHead | None, delta: Delta) -> ThreadHead:
 
 
 def fold(deltas: Iterable[Delta], thread: Thread | None = None) -> Thread:
-    """Apply ``deltas`` in order (from nothing, or from ``thread``)."""
+    """Apply ``deltas`` in order (from nothing, or from ``thread``).
+
+    The same as :func:`apply` one delta at a time; a run of message deltas is
+    applied in one step, so folding ``k`` appends onto ``n`` messages copies the
+    message tuple once, not ``k`` times.
+    """
     state = thread
+    appended: list[Message] = []
     for delta in deltas:
+        if state is not None and isinstance(delta, MessageDelta):
+            appended.append(delta.message)
+            continue
+        if appended:
+            state = _append_messages(state, appended)
+            appended = []
         state = apply(state, delta)
     if state is None:
         raise InvalidDelta("An empty log is not a thread")
+    if appended:
+        state = _append_messages(state, appended)
     return state
+
+
+def _append_messages(thread: Thread | None, messages: list[Message]) -> Thread:
+    """``apply`` of one message delta per message, as one copy."""
+    assert thread is not None
+    return thread.model_copy(
+        update={"messages": thread.messages + tuple(messages), "v": thread.v + len(messages)}
+    )
 
 
 def fold_head(deltas: Iterable[Delta], head: ThreadHead | None = None) -> ThreadHead:

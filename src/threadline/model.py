@@ -146,11 +146,18 @@ class ThreadHead(_ThreadFields):
     """A thread without its messages: what listings and snapshots keep.
 
     ``last_activity`` is the newest message timestamp, else ``created``.
+    ``archived_at`` is set (ms) only on the metadata of a thread moved to cold
+    storage (see :mod:`threadline.archive`); an active head never has it.
     """
 
     message_count: int = 0
     last_activity: int = 0
     totals: UsageTotals = Field(default_factory=UsageTotals)
+    archived_at: int | None = Field(default=None, exclude_if=_none)
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class ThreadPage(_Frozen):
@@ -192,3 +199,54 @@ def thread_to_json(thread: Thread) -> bytes:
 
 def thread_from_json(data: bytes | str) -> Thread:
     return Thread.model_validate_json(data)
+
+
+# -- lifecycle: what the store keeps of archived threads -----------------------
+
+
+class ArchivedObject(_Frozen):
+    """One thread's object in cold storage: its whole delta log, zstd-compressed.
+
+    ``checksum`` is the SHA-256 (hex) of the object's bytes as stored; ``size``
+    counts those bytes, ``raw_size`` the uncompressed log; ``v`` is the
+    thread's version in it.
+    """
+
+    thread_id: str
+    key: str
+    checksum: str
+    size: int
+    raw_size: int
+    v: int
+
+
+class ArchivedThread(_Frozen):
+    """The metadata an archived thread keeps in active storage, for listing and
+    search: its head (title, created, counts, cost totals, relationships) with
+    ``archived_at`` set, and where its log went."""
+
+    head: ThreadHead
+    object: ArchivedObject
+
+    @property
+    def id(self) -> str:
+        return self.head.id
+
+
+class LifecycleOp(_Frozen):
+    """An archive or restore in progress, recorded in the database so that a
+    store opened after a crash can finish or undo it (see ``ThreadStore.recover``).
+
+    An ``archive`` op is recorded before its objects are written; a ``restore``
+    op is recorded in the transaction that puts the logs back and lists the
+    objects left to delete.
+    """
+
+    id: str
+    kind: Literal["archive", "restore"]
+    started: int
+    objects: tuple[ArchivedObject, ...]
+
+    @property
+    def thread_ids(self) -> tuple[str, ...]:
+        return tuple(o.thread_id for o in self.objects)

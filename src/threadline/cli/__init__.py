@@ -14,10 +14,23 @@ from collections.abc import Sequence
 import click
 from pydantic import ValidationError
 
+from threadline.cli import files, lifecycle, relations, server
 from threadline.cli.commands import cli
+from threadline.cli.importing import export_command, import_group, search_command
 from threadline.errors import ThreadlineError
 
 __all__ = ["cli", "main"]
+
+for _command in (import_group, export_command, search_command):  # cli/importing.py
+    cli.add_command(_command)
+for _command in lifecycle.COMMANDS:  # archive, restore, doctor
+    cli.add_command(_command)
+for _command in server.COMMANDS:  # serve, token (cli/server.py)
+    cli.add_command(_command)
+for _command in relations.COMMANDS:  # tree, spawn, summarize, cost (cli/relations.py)
+    cli.add_command(_command)
+for _command in files.COMMANDS:  # files, rollback (cli/files.py)
+    cli.add_command(_command)
 
 USAGE_ERROR = 2
 FAILURE = 1

@@ -286,12 +286,21 @@ def add(
     help="Threads per page.",
 )
 @click.option("--cursor", metavar="C", help="Continue after a previous page (its next cursor).")
+@click.option("--no-archived", is_flag=True, help="Leave out archived threads.")
 @json_option
 @click.pass_obj
-def list_threads(settings: Settings, limit: int, cursor: str | None, as_json: bool) -> None:
-    """List threads, newest activity first, with version, size and cost."""
+def list_threads(
+    settings: Settings, limit: int, cursor: str | None, no_archived: bool, as_json: bool
+) -> None:
+    """List threads, newest activity first, with version, size and cost;
+    archived threads are marked."""
     try:
-        page = run(settings, lambda store: store.list_threads(limit=limit, cursor=cursor))
+        page = run(
+            settings,
+            lambda store: store.list_threads(
+                limit=limit, cursor=cursor, include_archived=not no_archived
+            ),
+        )
     except ValueError as exc:
         if isinstance(exc, ThreadlineError):
             raise

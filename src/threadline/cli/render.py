@@ -188,7 +188,7 @@ def print_thread_list(console: Console, page: ThreadListPage) -> None:
     rows = [
         (
             head.id,
-            head.title or "(untitled)",
+            ("[archived] " if head.archived else "") + (head.title or "(untitled)"),
             str(head.v),
             str(head.message_count),
             when(head.last_activity, seconds=False),

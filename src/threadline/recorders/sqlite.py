@@ -31,7 +31,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -55,12 +55,36 @@ from threadline.errors import (
     VersionConflict,
     WriterBusy,
 )
+from threadline.filelog import (
+    ContentUsage,
+    FileChange,
+    FileRollback,
+    NewFileChange,
+    NewRollback,
+    StoredContent,
+)
 from threadline.ids import now_ms
-from threadline.model import Message, Thread, ThreadHead
-from threadline.recorders.base import RecordedDelta, ThreadRecorder, WriterLease
+from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead
+from threadline.recorders import sqlite_files, sqlite_relations, sqlite_search
+from threadline.recorders.base import (
+    Append,
+    Change,
+    LinkGraph,
+    RecordedDelta,
+    ThreadRecorder,
+    UsageGroup,
+    WriterLease,
+    whole_log_thread_id,
+)
+from threadline.search import SearchHit, parse_query
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _R = TypeVar("_R")
+_WRITTEN_HEADS = 1024  # heads remembered by the writer (see _written_head)
+# Delta rows run from a few hundred bytes to a few KB: in 4 KB pages the space a
+# row leaves when the next one does not fit is ~22% of the log's pages; in 8 KB
+# pages ~12% (bench/foundation.py, benchmark 4), for ~10% slower single commits.
+_PAGE_SIZE = 8192
 
 # Numbered schema migrations, applied in order on open, each in the same
 # transaction as its row in schema_migrations. Never edit a released one: add
@@ -91,7 +115,48 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (tid, pos)
     ) WITHOUT ROWID;
     """,
+    # 2: file changes, their contents and the rollback journal (recorders/sqlite_files.py).
+    2: sqlite_files.MIGRATION,
+    # 3: thread links and per-message usage (see recorders/sqlite_relations.py).
+    3: sqlite_relations.MIGRATION,
+    # 4: archived threads' metadata (threadline.archive) and the archive or
+    # restore ops in progress, which recovery on open finishes or undoes.
+    4: """
+    CREATE TABLE archived_threads (
+        id TEXT PRIMARY KEY,
+        last_activity INTEGER NOT NULL,
+        entry BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX archived_by_activity ON archived_threads (last_activity DESC, id DESC);
+    CREATE TABLE lifecycle_ops (
+        id TEXT PRIMARY KEY,
+        started INTEGER NOT NULL,
+        op BLOB NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # 5: the full-text index (see recorders/sqlite_search.py).
+    5: sqlite_search.MIGRATION,
+    # 6: the change feed (the sync server's /v1/changes): each thread's newest
+    # change, renumbered by REPLACE; AUTOINCREMENT never reuses a number and the
+    # single writer commits in number order, so a cursor never misses a commit.
+    6: """
+    CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        thread_id TEXT NOT NULL UNIQUE,
+        v INTEGER NOT NULL,
+        deleted INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+    """,
 }
+
+
+def _publish(conn: sqlite3.Connection, thread_id: str, v: int, *, deleted: bool, at: int) -> None:
+    """Move ``thread_id``'s row of the change feed to a new number (see migration 6)."""
+    conn.execute(
+        "INSERT OR REPLACE INTO changes (thread_id, v, deleted, at) VALUES (?, ?, ?, ?)",
+        (thread_id, v, int(deleted), at),
+    )
 
 
 @contextlib.contextmanager
@@ -112,6 +177,9 @@ def _connect(path: str, synchronous: Synchronous, busy_timeout_ms: int) -> sqlit
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        # Only a new, empty database takes it (so before WAL, which writes the
+        # header); an existing file keeps its own.
+        conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
         if path != ":memory:":
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -150,6 +218,11 @@ def _migrate(conn: sqlite3.Connection, location: str) -> None:
         raise
 
 
+def _is_archived(conn: sqlite3.Connection, thread_id: str) -> bool:
+    found = conn.execute("SELECT 1 FROM archived_threads WHERE id = ?", (thread_id,))
+    return found.fetchone() is not None
+
+
 def _head_from_row(body: bytes) -> ThreadHead:
     return ThreadHead.model_validate_json(body)
 
@@ -184,14 +257,50 @@ class _MemoryLease(WriterLease):
 
 
 class _Job:
-    __slots__ = ("fn", "future", "write")
+    """A function to run on the writer thread, and the caller's future for its result.
+
+    The future belongs to the caller's event loop: only that loop may settle
+    it, so the writer thread hands results over with ``call_soon_threadsafe``
+    (one wake-up per commit, whatever the number of jobs in it).
+    """
+
+    __slots__ = ("fn", "future", "loop", "write")
 
     def __init__(
-        self, fn: Callable[[sqlite3.Connection], object], future: Future[object], write: bool
+        self,
+        fn: Callable[[sqlite3.Connection], object],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[object],
+        write: bool,
     ) -> None:
         self.fn = fn
+        self.loop = loop
         self.future = future
         self.write = write
+
+
+_Outcome = tuple[_Job, object, BaseException | None]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    """Run in the callers' event loop: give each job its result or error."""
+    for job, value, error in outcomes:
+        if job.future.done():  # cancelled by its caller meanwhile
+            continue
+        if error is None:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(error)
+
+
+def _hand_over(outcomes: list[_Outcome]) -> None:
+    """From the writer thread: settle the futures in their loops, one call per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, some in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
+            loop.call_soon_threadsafe(_settle, some)
 
 
 class SqliteRecorder(ThreadRecorder):
@@ -222,6 +331,8 @@ class SqliteRecorder(ThreadRecorder):
                 raise
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._leases: set[str] = set()
+        # The last head each thread was given by _append, as (JSON, parsed).
+        self._written_heads: dict[str, tuple[bytes, ThreadHead]] = {}
         self._closed = False
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
@@ -266,21 +377,22 @@ class SqliteRecorder(ThreadRecorder):
             job = self._jobs.get() if following == "empty" else following
 
     def _run_read(self, conn: sqlite3.Connection, job: _Job) -> None:
-        if not job.future.set_running_or_notify_cancel():
+        if job.future.cancelled():
             return  # the caller gave up before the job started
         try:
             with _translated(self._path):
-                job.future.set_result(job.fn(conn))
+                outcome: _Outcome = (job, job.fn(conn), None)
         except BaseException as exc:
-            job.future.set_exception(exc)
+            outcome = (job, None, exc)
+        _hand_over([outcome])
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         # A job whose caller was cancelled before it started is dropped; once
-        # running it cannot be cancelled, so setting its result is safe.
-        batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        # started it runs to the end (its caller has stopped waiting for it).
+        batch = [job for job in batch if not job.future.cancelled()]
         if not batch:
             return
-        results: list[tuple[_Job, object, BaseException | None]] = []
+        results: list[_Outcome] = []
         single = len(batch) == 1
         try:
             with _translated(self._path):
@@ -304,20 +416,15 @@ class SqliteRecorder(ThreadRecorder):
                         conn.execute("ROLLBACK")
                     raise
         except BaseException as exc:
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+            _hand_over([(job, None, exc) for job in batch])
             return
-        for job, value, error in results:
-            if error is not None:
-                job.future.set_exception(error)
-            else:
-                job.future.set_result(value)
+        _hand_over(results)
 
     def _reader_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = _connect(self._path, self._synchronous, self._busy_timeout_ms)
+            conn.set_trace_callback(self._statement_trace)
             self._local.conn = conn
             with self._read_conns_lock:
                 self._read_conns.append(conn)
@@ -338,9 +445,10 @@ class SqliteRecorder(ThreadRecorder):
         if not write and self._readers is not None:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._readers, self._read_in_pool, fn)
-        future: Future[object] = Future()
-        self._jobs.put(_Job(fn, future, write))
-        result = await asyncio.wrap_future(future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[object] = loop.create_future()
+        self._jobs.put(_Job(fn, loop, future, write))
+        result = await future
         return result  # type: ignore[return-value]
 
     # -- writes -----------------------------------------------------------
@@ -367,7 +475,7 @@ class SqliteRecorder(ThreadRecorder):
         row = conn.execute("SELECT tid, v, head FROM threads WHERE id = ?", (thread_id,)).fetchone()
         head: ThreadHead | None
         if expected_version == 0:
-            if row is not None:
+            if row is not None or _is_archived(conn, thread_id):
                 raise ThreadExists(thread_id)
             first = deltas[0]
             if not isinstance(first, ThreadCreate) or first.id != thread_id:
@@ -378,7 +486,7 @@ class SqliteRecorder(ThreadRecorder):
                 raise ThreadNotFound(thread_id)
             if row[1] != expected_version:
                 raise VersionConflict(thread_id, expected_version, row[1])
-            head = _head_from_row(row[2])
+            head = self._written_head(thread_id, row[2])
         heads: list[ThreadHead] = []
         for delta in deltas:  # validate everything before writing anything
             head = apply_head(head, delta)
@@ -398,6 +506,7 @@ class SqliteRecorder(ThreadRecorder):
                     "INSERT INTO deltas (tid, v, at, body) VALUES (?, ?, ?, ?)",
                     (tid, after.v, at, body),
                 ).lastrowid
+                sqlite_search.index_delta(conn, tid, seq, delta)  # before the projection moves
                 if isinstance(delta, MessageDelta):
                     conn.execute(
                         "INSERT INTO messages (tid, pos, delta_seq) VALUES (?, ?, ?)",
@@ -408,24 +517,69 @@ class SqliteRecorder(ThreadRecorder):
                         "DELETE FROM messages WHERE tid = ? AND pos >= ?",
                         (tid, delta.from_index),
                     )
+                sqlite_relations.project(conn, tid, thread_id, seq, delta)
         except sqlite3.IntegrityError as exc:
             # Another connection won the race for (tid, v): refuse, never overwrite.
             actual = conn.execute("SELECT v FROM threads WHERE tid = ?", (tid,)).fetchone()
             raise VersionConflict(thread_id, expected_version, actual[0] if actual else 0) from exc
+        head_json = head.model_dump_json().encode()
         conn.execute(
             "UPDATE threads SET v = ?, last_activity = ?, head = ? WHERE tid = ?",
-            (head.v, head.last_activity, head.model_dump_json().encode(), tid),
+            (head.v, head.last_activity, head_json, tid),
         )
+        self._remember_head(thread_id, head_json, head)
+        _publish(conn, thread_id, head.v, deleted=False, at=at)
         return head
 
+    def _written_head(self, thread_id: str, body: bytes) -> ThreadHead:
+        """The head stored as ``body``, parsed, or reused if this writer wrote it.
+
+        Parsing a head costs as much as the rest of an append's Python work.
+        Reuse depends on the stored bytes being exactly those written, so an
+        entry left by a rolled-back append, or a head rewritten by another
+        connection, is never reused.
+        """
+        written = self._written_heads.get(thread_id)
+        if written is not None and written[0] == body:
+            return written[1]
+        return _head_from_row(body)
+
+    def _remember_head(self, thread_id: str, body: bytes, head: ThreadHead) -> None:
+        if len(self._written_heads) >= _WRITTEN_HEADS and thread_id not in self._written_heads:
+            self._written_heads.clear()
+        self._written_heads[thread_id] = (body, head)
+
     async def delete(self, thread_id: str) -> bool:
-        return await self._submit(lambda conn: self._delete(conn, thread_id), write=True)
+        return await self._submit(lambda conn: self._delete_published(conn, thread_id), write=True)
+
+    @classmethod
+    def _delete_published(cls, conn: sqlite3.Connection, thread_id: str) -> bool:
+        """:meth:`_delete`, leaving a tombstone in the change feed."""
+        row = conn.execute("SELECT v FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        if row is None or not cls._delete(conn, thread_id):
+            return False
+        _publish(conn, thread_id, row[0], deleted=True, at=now_ms())
+        return True
+
+    async def changes_since(self, cursor: int, *, limit: int) -> list[Change]:
+        def read(conn: sqlite3.Connection) -> list[Change]:
+            rows = conn.execute(
+                "SELECT seq, thread_id, v, deleted, at FROM changes WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (min(cursor, 2**63 - 1), limit),
+            ).fetchall()
+            return [Change(seq, t, v, bool(deleted), at) for seq, t, v, deleted, at in rows]
+
+        return await self._submit(read, write=False)
 
     @staticmethod
     def _delete(conn: sqlite3.Connection, thread_id: str) -> bool:
         row = conn.execute("SELECT tid FROM threads WHERE id = ?", (thread_id,)).fetchone()
         if row is None:
             return False
+        sqlite_search.unindex_thread(conn, row[0])
+        sqlite_relations.forget(conn, row[0])
+        sqlite_files.forget(conn, thread_id)
         conn.execute("DELETE FROM messages WHERE tid = ?", (row[0],))
         conn.execute("DELETE FROM deltas WHERE tid = ?", (row[0],))
         conn.execute("DELETE FROM threads WHERE tid = ?", (row[0],))
@@ -565,3 +719,320 @@ class SqliteRecorder(ThreadRecorder):
                 conn.close()
             self._read_conns.clear()
         self._writer_conn.close()
+
+    # -- archive and restore (the contract's lifecycle methods) ----------------
+
+    async def begin_lifecycle(self, op: LifecycleOp) -> None:
+        body = op.model_dump_json().encode()
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO lifecycle_ops (id, started, op) VALUES (?, ?, ?)",
+                (op.id, op.started, body),
+            )
+
+        await self._submit(write, write=True)
+
+    async def end_lifecycle(self, op_id: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM lifecycle_ops WHERE id = ?", (op_id,)).rowcount > 0
+
+        return await self._submit(write, write=True)
+
+    async def pending_lifecycle(self) -> list[LifecycleOp]:
+        def read(conn: sqlite3.Connection) -> list[LifecycleOp]:
+            rows = conn.execute("SELECT op FROM lifecycle_ops ORDER BY started, id").fetchall()
+            return [LifecycleOp.model_validate_json(body) for (body,) in rows]
+
+        return await self._submit(read, write=False)
+
+    async def commit_archive(self, op_id: str, entries: Sequence[ArchivedThread]) -> None:
+        bodies = [entry.model_dump_json().encode() for entry in entries]
+
+        def write(conn: sqlite3.Connection) -> None:
+            for entry, body in zip(entries, bodies, strict=True):
+                row = conn.execute("SELECT v FROM threads WHERE id = ?", (entry.id,)).fetchone()
+                if row is None:
+                    raise ThreadNotFound(entry.id)
+                if row[0] != entry.object.v:
+                    raise VersionConflict(entry.id, entry.object.v, row[0])
+                self._drop_archived(conn, entry.id)
+                conn.execute(
+                    "INSERT INTO archived_threads (id, last_activity, entry) VALUES (?, ?, ?)",
+                    (entry.id, entry.head.last_activity, body),
+                )
+            conn.execute("DELETE FROM lifecycle_ops WHERE id = ?", (op_id,))
+
+        await self._submit(write, write=True)
+
+    @staticmethod
+    def _drop_archived(conn: sqlite3.Connection, thread_id: str) -> None:
+        """:meth:`_delete` for a thread going to cold storage: its log, head,
+        messages and what _append derives from them (search index, links,
+        usage) go, and _append makes them again on restore; its file log stays
+        (it is not in the archive object), and no tombstone enters the change
+        feed (the thread is not gone)."""
+        row = conn.execute("SELECT tid FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        sqlite_search.unindex_thread(conn, row[0])
+        sqlite_relations.forget(conn, row[0])
+        conn.execute("DELETE FROM messages WHERE tid = ?", (row[0],))
+        conn.execute("DELETE FROM deltas WHERE tid = ?", (row[0],))
+        conn.execute("DELETE FROM threads WHERE tid = ?", (row[0],))
+
+    async def commit_restore(
+        self, logs: Sequence[Sequence[RecordedDelta]], op: LifecycleOp
+    ) -> list[ThreadHead]:
+        prepared = [
+            (whole_log_thread_id(log), log, [delta_to_json(r.delta) for r in log]) for log in logs
+        ]
+        op_body = op.model_dump_json().encode()
+
+        def write(conn: sqlite3.Connection) -> list[ThreadHead]:
+            heads: list[ThreadHead] = []
+            for thread_id, log, bodies in prepared:
+                if conn.execute("SELECT 1 FROM threads WHERE id = ?", (thread_id,)).fetchone():
+                    raise ThreadExists(thread_id)
+                row = conn.execute(
+                    "SELECT entry FROM archived_threads WHERE id = ?", (thread_id,)
+                ).fetchone()
+                if row is None:
+                    raise ThreadNotFound(thread_id)
+                archived_v = ArchivedThread.model_validate_json(row[0]).object.v
+                if archived_v != len(log):
+                    raise VersionConflict(thread_id, archived_v, len(log))
+                conn.execute("DELETE FROM archived_threads WHERE id = ?", (thread_id,))
+                # Through _append, so that everything it maintains is maintained;
+                # then the log gets its original commit times back.
+                deltas = [r.delta for r in log]
+                heads.append(self._append(conn, thread_id, 0, deltas, bodies))
+                conn.executemany(
+                    "UPDATE deltas SET at = ? WHERE v = ? "
+                    "AND tid = (SELECT tid FROM threads WHERE id = ?)",
+                    [(r.at, r.v, thread_id) for r in log],
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO lifecycle_ops (id, started, op) VALUES (?, ?, ?)",
+                (op.id, op.started, op_body),
+            )
+            return heads
+
+        return await self._submit(write, write=True)
+
+    async def archived(self, thread_id: str) -> ArchivedThread | None:
+        def read(conn: sqlite3.Connection) -> ArchivedThread | None:
+            row = conn.execute(
+                "SELECT entry FROM archived_threads WHERE id = ?", (thread_id,)
+            ).fetchone()
+            return None if row is None else ArchivedThread.model_validate_json(row[0])
+
+        return await self._submit(read, write=False)
+
+    async def list_archived(
+        self, *, limit: int, after: tuple[int, str] | None = None
+    ) -> list[ArchivedThread]:
+        def read(conn: sqlite3.Connection) -> list[ArchivedThread]:
+            if after is None:
+                rows = conn.execute(
+                    "SELECT entry FROM archived_threads "
+                    "ORDER BY last_activity DESC, id DESC LIMIT ?",
+                    (limit,),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT entry FROM archived_threads WHERE (last_activity, id) < (?, ?) "
+                    "ORDER BY last_activity DESC, id DESC LIMIT ?",
+                    (after[0], after[1], limit),
+                ).fetchall()
+            return [ArchivedThread.model_validate_json(body) for (body,) in rows]
+
+        return await self._submit(read, write=False)
+
+    async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
+        def write(conn: sqlite3.Connection) -> ThreadHead | None:
+            row = conn.execute("SELECT tid FROM threads WHERE id = ?", (thread_id,)).fetchone()
+            if row is None:
+                return None
+            tid = row[0]
+            rows = conn.execute(
+                "SELECT seq, body FROM deltas WHERE tid = ? ORDER BY v", (tid,)
+            ).fetchall()
+            head: ThreadHead | None = None
+            conn.execute("DELETE FROM messages WHERE tid = ?", (tid,))
+            for seq, body in rows:
+                delta = delta_from_json(body)
+                head = apply_head(head, delta)
+                if isinstance(delta, MessageDelta):
+                    conn.execute(
+                        "INSERT INTO messages (tid, pos, delta_seq) VALUES (?, ?, ?)",
+                        (tid, head.message_count - 1, seq),
+                    )
+                elif isinstance(delta, TruncateDelta):
+                    conn.execute(
+                        "DELETE FROM messages WHERE tid = ? AND pos >= ?", (tid, delta.from_index)
+                    )
+            if head is None:
+                raise InvalidDelta(f"Thread {thread_id} has no log to rebuild its head from")
+            conn.execute(
+                "UPDATE threads SET v = ?, last_activity = ?, head = ? WHERE tid = ?",
+                (head.v, head.last_activity, head.model_dump_json().encode(), tid),
+            )
+            sqlite_search.reindex_thread(conn, tid)
+            sqlite_relations.reproject(conn, tid, thread_id)
+            return head
+
+        return await self._submit(write, write=True)
+
+    # -- search -------------------------------------------------------------
+
+    async def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
+        """FTS5 BM25 ranking; see :mod:`threadline.recorders.sqlite_search`."""
+        parse_query(query)  # a query without a word fails here, not in SQL
+        return await self._submit(
+            lambda conn: sqlite_search.search(conn, query, limit), write=False
+        )
+
+    # -- relationships and costs (see recorders/sqlite_relations.py) ------------
+
+    _statement_trace: Callable[[str], None] | None = None
+
+    def set_statement_trace(self, callback: Callable[[str], None] | None) -> None:
+        """Call ``callback`` with every SQL statement any connection of this
+        recorder runs (``None`` stops it): how tests count queries. Statements
+        run on the recorder's own threads, so ``callback`` must be thread-safe."""
+        self._statement_trace = callback
+        with self._read_conns_lock:
+            for conn in [self._writer_conn, *self._read_conns]:
+                conn.set_trace_callback(callback)
+
+    async def append_many(self, appends: Sequence[Append]) -> list[ThreadHead]:
+        for thread_id, _, deltas in appends:
+            if not deltas:
+                raise InvalidDelta(f"Nothing to append to thread {thread_id}")
+        prepared = self._prepare_appends(appends)
+
+        def write(conn: sqlite3.Connection) -> list[ThreadHead]:
+            return [self._append(conn, *append) for append in prepared]
+
+        return await self._submit(write, write=True)
+
+    async def append_each(self, appends: Sequence[Append]) -> list[ThreadHead | ThreadlineError]:
+        prepared = self._prepare_appends(appends)
+
+        def write(conn: sqlite3.Connection) -> list[ThreadHead | ThreadlineError]:
+            results: list[ThreadHead | ThreadlineError] = []
+            for append in prepared:
+                if not append[2]:
+                    results.append(InvalidDelta(f"Nothing to append to thread {append[0]}"))
+                    continue
+                conn.execute("SAVEPOINT each_append")
+                try:
+                    results.append(self._append(conn, *append))
+                except ThreadlineError as exc:
+                    conn.execute("ROLLBACK TO each_append")
+                    results.append(exc)
+                conn.execute("RELEASE each_append")
+            return results
+
+        return await self._submit(write, write=True)
+
+    @staticmethod
+    def _prepare_appends(
+        appends: Sequence[Append],
+    ) -> list[tuple[str, int, Sequence[Delta], list[bytes]]]:
+        return [(t, v, deltas, [delta_to_json(d) for d in deltas]) for t, v, deltas in appends]
+
+    async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
+        ids = list(thread_ids)
+        return await self._submit(
+            lambda conn: [self._delete_published(conn, thread_id) for thread_id in ids],
+            write=True,
+        )
+
+    async def load_many(self, thread_ids: Sequence[str]) -> dict[str, Thread]:
+        ids = list(thread_ids)
+        return await self._submit(lambda conn: sqlite_relations.load_many(conn, ids), write=False)
+
+    async def heads_many(self, thread_ids: Sequence[str]) -> dict[str, ThreadHead]:
+        ids = list(thread_ids)
+        return await self._submit(lambda conn: sqlite_relations.heads_many(conn, ids), write=False)
+
+    async def subtree(self, thread_id: str) -> LinkGraph:
+        return await self._submit(
+            lambda conn: sqlite_relations.subtree(conn, thread_id), write=False
+        )
+
+    async def ancestry(self, thread_id: str) -> LinkGraph:
+        return await self._submit(
+            lambda conn: sqlite_relations.ancestry(conn, thread_id), write=False
+        )
+
+    async def usage_rollup(
+        self, thread_ids: Sequence[str] | None = None, *, subtrees: bool = False
+    ) -> list[UsageGroup]:
+        ids = None if thread_ids is None else list(thread_ids)
+        return await self._submit(
+            lambda conn: sqlite_relations.usage_rollup(conn, ids, subtrees), write=False
+        )
+
+    # -- file changes (see recorders/sqlite_files.py) ------------------------
+
+    async def record_file_changes(
+        self,
+        thread_id: str,
+        changes: Sequence[NewFileChange],
+        contents: Sequence[StoredContent],
+        *,
+        rollback: NewRollback | None = None,
+    ) -> list[FileChange]:
+        new, stored = list(changes), list(contents)
+        return await self._submit(
+            lambda conn: sqlite_files.record(conn, thread_id, new, stored, rollback), write=True
+        )
+
+    async def file_changes(
+        self,
+        thread_id: str,
+        *,
+        operation_id: str | None = None,
+        since_version: int | None = None,
+    ) -> list[FileChange]:
+        return await self._submit(
+            lambda conn: sqlite_files.changes(conn, thread_id, operation_id, since_version),
+            write=False,
+        )
+
+    async def file_reverts(self, thread_id: str, seqs: Sequence[int]) -> list[FileChange]:
+        wanted = list(seqs)
+        return await self._submit(
+            lambda conn: sqlite_files.reverts_of(conn, thread_id, wanted), write=False
+        )
+
+    async def latest_file_changes(
+        self, thread_id: str, paths: Sequence[str]
+    ) -> dict[str, FileChange]:
+        wanted = list(paths)
+        return await self._submit(
+            lambda conn: sqlite_files.latest(conn, thread_id, wanted), write=False
+        )
+
+    async def content_chain(self, content_hash: str) -> list[StoredContent]:
+        return await self._submit(lambda conn: sqlite_files.chain(conn, content_hash), write=False)
+
+    async def content_depths(self, hashes: Sequence[str]) -> dict[str, int]:
+        wanted = list(hashes)
+        return await self._submit(lambda conn: sqlite_files.depths(conn, wanted), write=False)
+
+    async def content_usage(self) -> ContentUsage:
+        return await self._submit(sqlite_files.usage, write=False)
+
+    async def file_rollbacks(
+        self, thread_id: str, *, unfinished: bool = False
+    ) -> list[FileRollback]:
+        return await self._submit(
+            lambda conn: sqlite_files.rollbacks(conn, thread_id, unfinished), write=False
+        )
+
+    async def finish_rollback(self, thread_id: str, operation_id: str) -> None:
+        await self._submit(
+            lambda conn: sqlite_files.finish(conn, thread_id, operation_id), write=True
+        )

@@ -1,0 +1,144 @@
+"""The file change log of a thread: what a recorder stores for file tracking. Pure data.
+
+Beside its delta log, a thread keeps an append-only log of the file changes
+its tool calls made (see :mod:`threadline.files`). Each :class:`FileChange`
+says which operation (tool call) changed which path from which state to which
+state; states name their contents by hash, and contents are stored once each,
+compressed (see :mod:`threadline.contents`). A rollback is itself a set of
+changes that name the changes they revert, so it can be undone in turn.
+
+The file log does not add versions to the thread: ``thread_version`` only
+records which version the thread was at when the change was recorded, which
+is what "every change after this message" means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from threadline.model import _Frozen
+
+ChangeType = Literal["create", "modify", "delete"]
+
+
+class FileState(_Frozen):
+    """A regular file's content (SHA-256 hex of its bytes), size and permission bits."""
+
+    hash: str
+    size: int = Field(ge=0)
+    mode: int = Field(ge=0, le=0o7777)
+
+
+def same_content(a: FileState | None, b: FileState | None) -> bool:
+    """Both absent, or both present with the same bytes (modes are not compared)."""
+    if a is None or b is None:
+        return a is b
+    return a.hash == b.hash
+
+
+def change_type(before: FileState | None, after: FileState | None) -> ChangeType:
+    """``create`` from nothing, ``delete`` to nothing, else ``modify``."""
+    if before is None and after is None:
+        raise ValueError("a file change needs a file before or after it")
+    if before is None:
+        return "create"
+    return "delete" if after is None else "modify"
+
+
+class FileChange(_Frozen):
+    """One recorded change of one file, numbered ``seq`` (1, 2, ...) in its thread's file log.
+
+    ``before`` is ``None`` for a file that did not exist (a create), ``after``
+    for one that no longer exists (a delete). ``dirs`` are directories (relative
+    paths, deepest last) that a create made because they were missing, or
+    that a delete made by a rollback removes once they are empty. ``reverts``
+    lists the changes a rollback change undoes; it is empty for a tool's own
+    change. ``at`` is when it was recorded (ms).
+    """
+
+    thread_id: str
+    seq: int = Field(ge=1)
+    operation_id: str
+    path: str
+    type: ChangeType
+    before: FileState | None
+    after: FileState | None
+    dirs: tuple[str, ...] = ()
+    reverts: tuple[int, ...] = ()
+    thread_version: int = Field(ge=1)
+    at: int
+
+    @model_validator(mode="after")
+    def _type_matches_states(self) -> FileChange:
+        if change_type(self.before, self.after) != self.type:
+            raise ValueError(f"change {self.seq} of {self.path} is not a {self.type}")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class NewFileChange:
+    """A change to record; the recorder numbers it and stamps version and time."""
+
+    operation_id: str
+    path: str
+    before: FileState | None
+    after: FileState | None
+    dirs: tuple[str, ...] = ()
+    reverts: tuple[int, ...] = ()
+
+    @property
+    def type(self) -> ChangeType:
+        return change_type(self.before, self.after)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContent:
+    """A content as stored: a zstd frame of the bytes whose SHA-256 is ``hash``.
+
+    With a ``base``, the frame was compressed against the base content as a
+    dictionary (a delta), and ``depth`` counts the bases below it; without,
+    ``depth`` is 0. See :mod:`threadline.contents`.
+    """
+
+    hash: str
+    size: int
+    base: str | None
+    depth: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ContentUsage:
+    """What the stored contents cost: how many, their bytes, and what they hold raw."""
+
+    contents: int
+    stored_bytes: int
+    raw_bytes: int
+
+
+class FileRollback(_Frozen):
+    """The journal entry of a rollback: written, with the rollback's changes,
+    before any file is touched; ``finished`` (ms) once every file was handled.
+
+    A rollback of an operation has ``undoes_operation``; a rewind to a message
+    has ``after_message``. Its changes carry ``operation_id``.
+    """
+
+    thread_id: str
+    operation_id: str
+    undoes_operation: str | None = None
+    after_message: str | None = None
+    started: int
+    finished: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRollback:
+    """The journal entry to open with a rollback's changes."""
+
+    operation_id: str
+    undoes_operation: str | None = None
+    after_message: str | None = None

@@ -1,0 +1,1051 @@
+"""PostgreSQL recorder: the server side (asyncpg, one connection pool).
+
+One database holds many workspaces. :class:`PostgresWorkspaces` owns the
+pool, applies the numbered migrations of :mod:`.postgres_schema` on start
+and keeps the tokens; :class:`PostgresRecorder` is one workspace's view of
+it, a cheap object that every query scopes to its workspace. Several server
+processes may share the database: everything that must be exclusive is
+decided by PostgreSQL (see below), nothing by process memory.
+
+An append is one round trip in the common case: the head it builds on is
+read (or taken from a small cache keyed by the row's ``tid`` and version,
+which the database re-checks), the new head and projections are computed
+here, and one call of the ``threadline_append`` function checks the version
+under the thread's row lock and writes the log, the head and the projections
+(messages by position, links, usage, search tokens) in one transaction. A
+stale append writes nothing and becomes :class:`VersionConflict`.
+
+Change feed: every commit that changes threads numbers its changes under the
+lock of its workspace's row, held until it commits, so the numbers of a
+workspace are handed out in commit order and a follower never misses one (see
+``threadline_publish``). Each thread has one feed row, moved to its newest
+change; a deleted thread's row stays as a tombstone. Commits ``NOTIFY``
+``threadline_changes`` with the workspace, which live streams of every server
+process listen to.
+
+Writer leases are session advisory locks held on a dedicated connection (in a
+thread of its own, since taking a lease is synchronous in the contract): the
+database drops them when the holding process dies.
+
+``bytea`` rather than ``jsonb`` for deltas and heads: nothing queries inside
+them, and on 4,000 realistic agent messages (1.3 KB of JSON each, PostgreSQL
+15, loopback) inserting took 0.17 s as ``bytea`` against 0.25 s as ``jsonb``,
+reading 200 pages of 50 took 0.12 s against 0.22 s (``jsonb`` is re-rendered
+as text on every read), and the table was 4 % smaller. ``jsonb`` also
+rejects ``\\u0000``, which message text may hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Self, TypeAlias, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+from threadline import search as fts
+from threadline.auth import TokenRecord
+from threadline.deltas import (
+    ChildLinkDelta,
+    Delta,
+    MessageDelta,
+    SummaryLinkDelta,
+    ThreadCreate,
+    TruncateDelta,
+    apply_head,
+    delta_from_json,
+    delta_to_json,
+    fold_head,
+)
+from threadline.errors import (
+    InvalidDelta,
+    StoreBusy,
+    StoreClosed,
+    StoreCorrupt,
+    ThreadExists,
+    ThreadlineError,
+    ThreadNotFound,
+    VersionConflict,
+    WriterBusy,
+)
+from threadline.filelog import (
+    ContentUsage,
+    FileChange,
+    FileRollback,
+    NewFileChange,
+    NewRollback,
+    StoredContent,
+)
+from threadline.ids import now_ms
+from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead
+from threadline.recorders import postgres_files as files
+from threadline.recorders import postgres_schema as sql
+from threadline.recorders.base import (
+    Append,
+    Change,
+    LinkGraph,
+    LinkKind,
+    RecordedDelta,
+    ThreadLink,
+    ThreadRecorder,
+    UsageGroup,
+    WriterLease,
+    whole_log_thread_id,
+)
+from threadline.recorders.workspaces import Workspaces
+from threadline.search import SearchDocument, SearchHit, parse_query
+
+_T = TypeVar("_T")
+_DAY_MS = 86_400_000
+_MAX_V = 2**31 - 1
+_HEAD_CACHE = 4096
+
+if TYPE_CHECKING:
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+
+# Errors worth retrying: the database is busy, restarting or out of reach.
+_RETRYABLE = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.QueryCanceledError,
+)
+
+
+def _redacted(dsn: str) -> str:
+    """``dsn`` without its password, for messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@contextlib.asynccontextmanager
+async def _translated(location: str) -> AsyncIterator[None]:
+    """The one place where asyncpg and socket errors become threadline errors."""
+    try:
+        yield
+    except ThreadlineError:
+        raise
+    except (
+        asyncpg.exceptions.CharacterNotInRepertoireError,
+        asyncpg.exceptions.UntranslatableCharacterError,
+    ) as exc:
+        raise InvalidDelta(f"Text PostgreSQL cannot store (a NUL character?): {exc}") from exc
+    except _RETRYABLE as exc:
+        raise StoreBusy(location, str(exc)) from exc
+    except (OSError, asyncpg.exceptions.InterfaceError) as exc:
+        raise StoreBusy(location, f"cannot reach the database: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise StoreCorrupt(location, f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _migrate(conn: Connection) -> None:
+    """Apply the migrations this database lacks, once, whoever else starts now."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", sql.MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version integer PRIMARY KEY, applied bigint NOT NULL)"
+        )
+        done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        newest = max(done, default=0)
+        if newest > max(sql.MIGRATIONS):
+            raise StoreCorrupt(
+                "postgresql", f"schema version {newest} is newer than this threadline understands"
+            )
+        for number, script in sorted(sql.MIGRATIONS.items()):
+            if number not in done:
+                await conn.execute(script)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2)", number, now_ms()
+                )
+
+
+# -- leases ----------------------------------------------------------------------
+
+
+class _LeaseKeeper:
+    """Session advisory locks on one connection, driven from a thread of its own so
+    that :meth:`ThreadRecorder.acquire_lease` (synchronous) can wait for them."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="threadline-pg-leases", daemon=True
+        )
+        self._thread.start()
+        self._conn: asyncpg.Connection[asyncpg.Record] | None = None
+
+    def _call(self, query: str, key: str) -> bool:
+        async def run() -> bool:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = None
+                self._conn = await asyncpg.connect(self._dsn)
+            return bool(await self._conn.fetchval(query, key))
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+
+    def try_lock(self, key: str) -> bool:
+        return self._call("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)
+
+    def unlock(self, key: str) -> None:
+        self._call("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+
+    def close(self) -> None:
+        async def finish() -> None:
+            if self._conn is not None:
+                await self._conn.close()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(finish(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+class _AdvisoryLease(WriterLease):
+    def __init__(self, recorder: PostgresRecorder, thread_id: str, key: str) -> None:
+        self._recorder = recorder
+        self.thread_id = thread_id
+        self._key: str | None = key
+
+    def release(self) -> None:
+        key, self._key = self._key, None
+        if key is not None:
+            self._recorder._leases.discard(self.thread_id)
+            with contextlib.suppress(Exception):  # a dead connection released it already
+                self._recorder._db._lease_keeper().unlock(key)
+
+
+# -- the database ----------------------------------------------------------------
+
+
+class PostgresWorkspaces(Workspaces):
+    """One PostgreSQL database: the pool, migrations, tokens and a recorder per workspace.
+
+    ``await PostgresWorkspaces.connect(dsn)`` opens it; :meth:`close` closes
+    every recorder it handed out and the pool.
+    """
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        super().__init__()
+        self.dsn = dsn
+        self.pool = pool
+        self._recorders: dict[str, PostgresRecorder] = {}
+        self._leases: _LeaseKeeper | None = None
+        self._leases_lock = threading.Lock()
+        self._listener: asyncpg.Connection[asyncpg.Record] | None = None
+        self._listening = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Self:
+        """Open a pool on ``dsn`` and apply the migrations the database lacks."""
+        location = _redacted(dsn)
+        async with _translated(location):
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+            try:
+                async with pool.acquire() as conn:
+                    await _migrate(conn)
+            except BaseException:
+                await pool.close()
+                raise
+        return cls(dsn, pool)
+
+    @property
+    def location(self) -> str:
+        return _redacted(self.dsn)
+
+    async def recorder(self, workspace: str) -> PostgresRecorder:
+        if self._closed:
+            raise StoreClosed()
+        found = self._recorders.get(workspace)
+        if found is None:
+            found = self._recorders[workspace] = PostgresRecorder(self, workspace)
+        return found
+
+    def _lease_keeper(self) -> _LeaseKeeper:
+        with self._leases_lock:
+            if self._leases is None:
+                self._leases = _LeaseKeeper(self.dsn)
+            return self._leases
+
+    async def add_token(self, record: TokenRecord) -> None:
+        async with _translated(self.location):
+            await self.pool.execute(
+                "INSERT INTO tokens (id, secret_hash, user_name, workspace, created) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                record.token_id,
+                record.secret_hash,
+                record.user,
+                record.workspace,
+                record.created,
+            )
+
+    async def find_token(self, token_id: str) -> TokenRecord | None:
+        async with _translated(self.location):
+            row = await self.pool.fetchrow(
+                "SELECT secret_hash, user_name, workspace, created FROM tokens WHERE id = $1",
+                token_id,
+            )
+        if row is None:
+            return None
+        return TokenRecord(token_id, bytes(row[0]), row[1], row[2], row[3])
+
+    async def start_listening(self) -> None:
+        """Relay ``NOTIFY threadline_changes`` (from any process) to :meth:`notify_changed`."""
+        async with self._listening:
+            if self._listener is not None or self._closed:
+                return
+
+            def relay(conn: object, pid: int, channel: str, payload: object) -> None:
+                self.notify_changed(str(payload))
+
+            async with _translated(self.location):
+                listener = await asyncpg.connect(self.dsn)
+                await listener.add_listener("threadline_changes", relay)
+            self._listener = listener
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for recorder in self._recorders.values():
+            recorder._closed = True
+        if self._listener is not None:
+            await self._listener.close()
+        if self._leases is not None:
+            await asyncio.to_thread(self._leases.close)
+        await self.pool.close()
+
+
+# -- the recorder -----------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """What one append writes, computed from the head it builds on."""
+
+    head: ThreadHead
+    bodies: list[bytes]
+    cut: int | None = None
+    messages: list[tuple[int, int, str]] = field(default_factory=list)  # pos, v, tokens
+    links: list[tuple[str, str, LinkKind]] = field(default_factory=list)
+    usage: list[tuple[int, int, str | None, int, int, int, int, float | None]] = field(
+        default_factory=list
+    )
+
+
+def _message_tokens(message: Message) -> str:
+    content, tools = fts.message_search_text(message)
+    return " ".join(fts.tokens(content) + fts.tokens(tools))
+
+
+def _links_of(thread_id: str, delta: Delta) -> list[tuple[str, str, LinkKind]]:
+    match delta:
+        case ThreadCreate(parent_thread_id=parent, origin_thread_id=origin):
+            links: list[tuple[str, str, LinkKind]] = []
+            if parent is not None:
+                links.append((parent, thread_id, "child"))
+            if origin is not None:
+                links.append((origin, thread_id, "summary"))
+            return links
+        case ChildLinkDelta(thread_id=child):
+            return [(thread_id, child, "child")]
+        case SummaryLinkDelta(thread_id=summary):
+            return [(thread_id, summary, "summary")]
+    return []
+
+
+def _plan(thread_id: str, head: ThreadHead | None, deltas: Sequence[Delta]) -> _Plan:
+    """Fold ``deltas`` onto ``head`` (raising :class:`InvalidDelta` before anything
+    is written) and collect the rows they add to each projection."""
+    bodies = [delta_to_json(d) for d in deltas]
+    plan = _Plan(head=head, bodies=bodies)  # type: ignore[arg-type]
+    state = head
+    for delta in deltas:
+        state = apply_head(state, delta)
+        if isinstance(delta, MessageDelta):
+            message = delta.message
+            plan.messages.append((state.message_count - 1, state.v, _message_tokens(message)))
+            usage = message.usage
+            if usage is not None:
+                plan.usage.append(
+                    (
+                        state.v,
+                        message.timestamp // _DAY_MS,
+                        usage.model,
+                        usage.input_tokens,
+                        usage.output_tokens,
+                        usage.cache_read_tokens,
+                        usage.cache_write_tokens,
+                        usage.cost_usd,
+                    )
+                )
+        elif isinstance(delta, TruncateDelta):
+            cut = delta.from_index
+            plan.messages = [m for m in plan.messages if m[0] < cut]
+            plan.cut = cut if plan.cut is None else min(plan.cut, cut)
+        else:
+            for link in _links_of(thread_id, delta):
+                if link not in plan.links:
+                    plan.links.append(link)
+    assert state is not None
+    plan.head = state
+    return plan
+
+
+def _head_json(head: ThreadHead) -> bytes:
+    return head.model_dump_json().encode()
+
+
+def _title_tokens(head: ThreadHead) -> str:
+    return " ".join(fts.tokens(head.title)) if head.title else ""
+
+
+def _message_of(body: bytes) -> Message:
+    delta = delta_from_json(body)
+    if not isinstance(delta, MessageDelta):
+        raise InvalidDelta(f"message projection points at a {delta.type} delta")
+    return delta.message
+
+
+def _thread_of(head: ThreadHead, bodies: Sequence[bytes]) -> Thread:
+    fields = head.model_dump(exclude={"message_count", "last_activity", "totals", "archived_at"})
+    return Thread.model_validate({**fields, "messages": tuple(_message_of(b) for b in bodies)})
+
+
+def _graph(rows: Sequence[asyncpg.Record]) -> LinkGraph:
+    links: list[ThreadLink] = []
+    heads: dict[str, ThreadHead] = {}
+    for parent_id, child_id, kind, end, head in rows:
+        if kind is not None:
+            links.append(ThreadLink(parent_id, child_id, "child" if kind == "child" else "summary"))
+        if head is not None and end not in heads:
+            heads[end] = ThreadHead.model_validate_json(head)
+    return LinkGraph(tuple(dict.fromkeys(links)), heads)
+
+
+class PostgresRecorder(ThreadRecorder):
+    """The threads of one workspace in a PostgreSQL database.
+
+    Get one from :meth:`PostgresWorkspaces.recorder`, or open a database for a
+    single workspace with ``await PostgresRecorder.connect(dsn, workspace=...)``
+    (then :meth:`close` closes the pool too).
+    """
+
+    def __init__(self, db: PostgresWorkspaces, workspace: str, *, owns_db: bool = False) -> None:
+        self._db = db
+        self.workspace = workspace
+        self._owns_db = owns_db
+        self._closed = False
+        self._leases: set[str] = set()
+        # thread id -> (tid, head): heads this process wrote, reused when the next
+        # append builds on the same version (the database re-checks tid and v).
+        self._heads: OrderedDict[str, tuple[int, ThreadHead]] = OrderedDict()
+
+    @classmethod
+    async def connect(cls, dsn: str, *, workspace: str = "default", max_size: int = 10) -> Self:
+        db = await PostgresWorkspaces.connect(dsn, min_size=1, max_size=max_size)
+        return cls(db, workspace, owns_db=True)
+
+    @property
+    def location(self) -> str:
+        return f"{self._db.location}#{self.workspace}"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed()
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Connection]:
+        self._check_open()
+        async with _translated(self.location), self._db.pool.acquire() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, isolation: str = "read_committed") -> AsyncIterator[Connection]:
+        async with self._conn() as conn, conn.transaction(isolation=isolation):  # type: ignore[arg-type]
+            yield conn
+
+    def _remember(self, thread_id: str, tid: int, head: ThreadHead) -> None:
+        self._heads[thread_id] = (tid, head)
+        self._heads.move_to_end(thread_id)
+        if len(self._heads) > _HEAD_CACHE:
+            self._heads.popitem(last=False)
+
+    # -- writes -------------------------------------------------------------------
+
+    async def append(
+        self, thread_id: str, expected_version: int, deltas: Sequence[Delta]
+    ) -> ThreadHead:
+        if not deltas:
+            raise InvalidDelta(f"Nothing to append to thread {thread_id}")
+        async with self._conn() as conn:
+            tid, head = await self._append(conn, thread_id, expected_version, deltas, True)
+        self._remember(thread_id, tid, head)
+        return head
+
+    async def _append(
+        self,
+        conn: Connection,
+        thread_id: str,
+        expected: int,
+        deltas: Sequence[Delta],
+        publish: bool,
+    ) -> tuple[int, ThreadHead]:
+        if not deltas:
+            raise InvalidDelta(f"Nothing to append to thread {thread_id}")
+        tid: int | None = None
+        head: ThreadHead | None = None
+        if expected == 0:
+            first = deltas[0]
+            if not isinstance(first, ThreadCreate) or first.id != thread_id:
+                raise InvalidDelta(f"Thread {thread_id} must start with its thread:create delta")
+        else:
+            cached = self._heads.get(thread_id)
+            if cached is not None and cached[1].v == expected:
+                tid, head = cached
+            else:
+                row = await conn.fetchrow(sql.HEAD, self.workspace, thread_id)
+                if row is None:
+                    raise ThreadNotFound(thread_id)
+                tid, head = row[0], ThreadHead.model_validate_json(row[1])
+                if head.v != expected:
+                    raise VersionConflict(thread_id, expected, head.v)
+        plan = _plan(thread_id, head, deltas)
+        new = plan.head
+        messages = plan.messages
+        usage = plan.usage
+        row = await conn.fetchrow(
+            sql.APPEND,
+            self.workspace,
+            thread_id,
+            tid,
+            expected,
+            plan.bodies,
+            now_ms(),
+            new.v,
+            new.last_activity,
+            _head_json(new),
+            _title_tokens(new),
+            plan.cut,
+            [m[0] for m in messages],
+            [m[1] for m in messages],
+            [m[2] for m in messages],
+            [link[0] for link in plan.links],
+            [link[1] for link in plan.links],
+            [link[2] for link in plan.links],
+            [u[0] for u in usage],
+            [u[1] for u in usage],
+            [u[2] for u in usage],
+            [u[3] for u in usage],
+            [u[4] for u in usage],
+            [u[5] for u in usage],
+            [u[6] for u in usage],
+            [u[7] for u in usage],
+            publish,
+        )
+        assert row is not None
+        ok, found, new_tid = row
+        if not ok:
+            self._heads.pop(thread_id, None)
+            if expected == 0:
+                raise ThreadExists(thread_id)
+            if found == 0:
+                raise ThreadNotFound(thread_id)
+            raise VersionConflict(thread_id, expected, found)
+        return new_tid, new
+
+    async def _publish(self, conn: Connection, changes: dict[str, tuple[int, bool]]) -> None:
+        if changes:
+            await conn.execute(
+                sql.PUBLISH,
+                self.workspace,
+                list(changes),
+                [v for v, _ in changes.values()],
+                [deleted for _, deleted in changes.values()],
+                now_ms(),
+            )
+
+    async def append_many(self, appends: Sequence[Append]) -> list[ThreadHead]:
+        written: list[tuple[str, int, ThreadHead]] = []
+        try:
+            async with self._transaction() as conn:
+                for thread_id, expected, deltas in appends:
+                    tid, head = await self._append(conn, thread_id, expected, deltas, False)
+                    written.append((thread_id, tid, head))
+                await self._publish(conn, {t: (h.v, False) for t, _, h in written})
+        except BaseException:
+            for thread_id, _, _ in written:
+                self._heads.pop(thread_id, None)
+            raise
+        for thread_id, tid, head in written:
+            self._remember(thread_id, tid, head)
+        return [head for _, _, head in written]
+
+    async def append_each(self, appends: Sequence[Append]) -> list[ThreadHead | ThreadlineError]:
+        results: list[ThreadHead | ThreadlineError] = []
+        written: list[tuple[str, int, ThreadHead]] = []
+        try:
+            async with self._transaction() as conn:
+                for thread_id, expected, deltas in appends:
+                    try:
+                        async with conn.transaction():  # a savepoint
+                            tid, head = await self._append(conn, thread_id, expected, deltas, False)
+                    except ThreadlineError as exc:
+                        results.append(exc)
+                        continue
+                    written.append((thread_id, tid, head))
+                    results.append(head)
+                await self._publish(conn, {t: (h.v, False) for t, _, h in written})
+        except BaseException:
+            for thread_id, _, _ in written:
+                self._heads.pop(thread_id, None)
+            raise
+        for thread_id, tid, head in written:
+            self._remember(thread_id, tid, head)
+        return results
+
+    async def delete(self, thread_id: str) -> bool:
+        return (await self.delete_many([thread_id]))[0]
+
+    async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
+        async with self._transaction() as conn:
+            rows = await conn.fetch(sql.DELETE, self.workspace, list(thread_ids))
+            gone = {row[0]: row[1] for row in rows}
+            for thread_id in gone:
+                await files.forget(conn, self.workspace, thread_id)
+            await self._publish(conn, {t: (v, True) for t, v in gone.items()})
+        for thread_id in gone:
+            self._heads.pop(thread_id, None)
+        results: list[bool] = []
+        for thread_id in thread_ids:
+            results.append(thread_id in gone)
+            gone.pop(thread_id, None)
+        return results
+
+    # -- reads --------------------------------------------------------------------
+
+    async def head(self, thread_id: str) -> ThreadHead | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(sql.HEAD, self.workspace, thread_id)
+        return None if row is None else ThreadHead.model_validate_json(row[1])
+
+    async def load(self, thread_id: str) -> Thread | None:
+        return (await self.load_many([thread_id])).get(thread_id)
+
+    async def load_many(self, thread_ids: Sequence[str]) -> dict[str, Thread]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql.LOAD_MANY, self.workspace, list(dict.fromkeys(thread_ids)))
+        found = {row[0]: _thread_of(ThreadHead.model_validate_json(row[1]), row[2]) for row in rows}
+        return {i: found[i] for i in dict.fromkeys(thread_ids) if i in found}
+
+    async def heads_many(self, thread_ids: Sequence[str]) -> dict[str, ThreadHead]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql.HEADS_MANY, self.workspace, list(dict.fromkeys(thread_ids)))
+        found = {row[0]: ThreadHead.model_validate_json(row[1]) for row in rows}
+        return {i: found[i] for i in dict.fromkeys(thread_ids) if i in found}
+
+    async def page(
+        self, thread_id: str, *, limit: int, offset: int = 0, before: int | None = None
+    ) -> tuple[ThreadHead, list[Message]] | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                sql.PAGE,
+                self.workspace,
+                thread_id,
+                _MAX_V if before is None else min(before, _MAX_V),
+                max(0, min(limit, _MAX_V)),
+                min(offset, _MAX_V),
+            )
+        if row is None:
+            return None
+        return ThreadHead.model_validate_json(row[0]), [_message_of(b) for b in row[1]]
+
+    async def deltas(
+        self, thread_id: str, *, after: int = 0, upto: int | None = None
+    ) -> list[RecordedDelta]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                sql.DELTAS,
+                self.workspace,
+                thread_id,
+                max(min(after, _MAX_V), -1),
+                _MAX_V if upto is None else max(min(upto, _MAX_V), -1),
+            )
+        return [RecordedDelta(thread_id, v, at, delta_from_json(body)) for v, at, body in rows]
+
+    async def list_heads(
+        self, *, limit: int, after: tuple[int, str] | None = None
+    ) -> list[ThreadHead]:
+        async with self._conn() as conn:
+            if after is None:
+                rows = await conn.fetch(sql.LIST_HEADS, self.workspace, limit)
+            else:
+                rows = await conn.fetch(
+                    sql.LIST_HEADS_AFTER, self.workspace, after[0], after[1], limit
+                )
+        return [ThreadHead.model_validate_json(row[0]) for row in rows]
+
+    async def changes_since(self, cursor: int, *, limit: int) -> list[Change]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql.CHANGES, self.workspace, cursor, limit)
+        return [Change(seq, thread_id, v, deleted, at) for seq, thread_id, v, deleted, at in rows]
+
+    # -- relationships and costs ----------------------------------------------------
+
+    async def subtree(self, thread_id: str) -> LinkGraph:
+        async with self._conn() as conn:
+            return _graph(await conn.fetch(sql.SUBTREE, self.workspace, thread_id))
+
+    async def ancestry(self, thread_id: str) -> LinkGraph:
+        async with self._conn() as conn:
+            return _graph(await conn.fetch(sql.ANCESTRY, self.workspace, thread_id))
+
+    async def usage_rollup(
+        self, thread_ids: Sequence[str] | None = None, *, subtrees: bool = False
+    ) -> list[UsageGroup]:
+        async with self._conn() as conn:
+            if thread_ids is None:
+                rows = await conn.fetch(sql.ROLLUP_ALL, self.workspace)
+            else:
+                query = sql.ROLLUP_TREES if subtrees else sql.ROLLUP_THESE
+                rows = await conn.fetch(query, self.workspace, list(dict.fromkeys(thread_ids)))
+        return [UsageGroup(*row) for row in rows]
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def begin_lifecycle(self, op: LifecycleOp) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO lifecycle_ops (workspace, id, started, op) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (workspace, id) "
+                "DO UPDATE SET started = excluded.started, op = excluded.op",
+                self.workspace,
+                op.id,
+                op.started,
+                op.model_dump_json().encode(),
+            )
+
+    async def end_lifecycle(self, op_id: str) -> bool:
+        async with self._conn() as conn:
+            done = await conn.execute(
+                "DELETE FROM lifecycle_ops WHERE workspace = $1 AND id = $2", self.workspace, op_id
+            )
+        return done != "DELETE 0"
+
+    async def pending_lifecycle(self) -> list[LifecycleOp]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT op FROM lifecycle_ops WHERE workspace = $1 ORDER BY started, id",
+                self.workspace,
+            )
+        return [LifecycleOp.model_validate_json(row[0]) for row in rows]
+
+    async def commit_archive(self, op_id: str, entries: Sequence[ArchivedThread]) -> None:
+        try:
+            async with self._transaction() as conn:
+                for item in entries:
+                    row = await conn.fetchrow(
+                        "SELECT v FROM threads WHERE workspace = $1 AND id = $2 FOR UPDATE",
+                        self.workspace,
+                        item.id,
+                    )
+                    if row is None:
+                        raise ThreadNotFound(item.id)
+                    if row[0] != item.object.v:
+                        raise VersionConflict(item.id, item.object.v, row[0])
+                await conn.fetch(sql.DELETE, self.workspace, [e.id for e in entries])
+                await conn.executemany(
+                    "INSERT INTO archived_threads (workspace, id, last_activity, entry) "
+                    "VALUES ($1, $2, $3, $4)",
+                    [
+                        (self.workspace, e.id, e.head.last_activity, e.model_dump_json().encode())
+                        for e in entries
+                    ],
+                )
+                await conn.execute(
+                    "DELETE FROM lifecycle_ops WHERE workspace = $1 AND id = $2",
+                    self.workspace,
+                    op_id,
+                )
+        finally:
+            for item in entries:
+                self._heads.pop(item.id, None)
+
+    async def commit_restore(
+        self, logs: Sequence[Sequence[RecordedDelta]], op: LifecycleOp
+    ) -> list[ThreadHead]:
+        heads: list[ThreadHead] = []
+        restored: dict[str, tuple[int, bool]] = {}
+        async with self._transaction() as conn:
+            for log in logs:
+                thread_id = whole_log_thread_id(log)
+                if await conn.fetchrow(sql.HEAD, self.workspace, thread_id) is not None:
+                    raise ThreadExists(thread_id)
+                entry = await conn.fetchrow(
+                    "DELETE FROM archived_threads WHERE workspace = $1 AND id = $2 RETURNING entry",
+                    self.workspace,
+                    thread_id,
+                )
+                if entry is None:
+                    raise ThreadNotFound(thread_id)
+                archived = ArchivedThread.model_validate_json(entry[0])
+                if archived.object.v != len(log):
+                    raise VersionConflict(thread_id, archived.object.v, len(log))
+                tid, head = await self._append(conn, thread_id, 0, [r.delta for r in log], False)
+                restored[thread_id] = (head.v, False)
+                await conn.execute(
+                    "UPDATE deltas d SET at = t.at FROM unnest($2::integer[], $3::bigint[]) "
+                    "AS t(v, at) WHERE d.tid = $1 AND d.v = t.v",
+                    tid,
+                    [r.v for r in log],
+                    [r.at for r in log],
+                )
+                heads.append(head)
+            await self._publish(conn, restored)
+            await conn.execute(
+                "INSERT INTO lifecycle_ops (workspace, id, started, op) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (workspace, id) "
+                "DO UPDATE SET started = excluded.started, op = excluded.op",
+                self.workspace,
+                op.id,
+                op.started,
+                op.model_dump_json().encode(),
+            )
+        return heads
+
+    async def archived(self, thread_id: str) -> ArchivedThread | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT entry FROM archived_threads WHERE workspace = $1 AND id = $2",
+                self.workspace,
+                thread_id,
+            )
+        return None if row is None else ArchivedThread.model_validate_json(row[0])
+
+    async def list_archived(
+        self, *, limit: int, after: tuple[int, str] | None = None
+    ) -> list[ArchivedThread]:
+        async with self._conn() as conn:
+            if after is None:
+                rows = await conn.fetch(
+                    "SELECT entry FROM archived_threads WHERE workspace = $1 "
+                    "ORDER BY last_activity DESC, id DESC LIMIT $2",
+                    self.workspace,
+                    limit,
+                )
+            else:
+                rows = await conn.fetch(
+                    "SELECT entry FROM archived_threads WHERE workspace = $1 "
+                    "AND (last_activity, id) < ($2, $3) "
+                    "ORDER BY last_activity DESC, id DESC LIMIT $4",
+                    self.workspace,
+                    after[0],
+                    after[1],
+                    limit,
+                )
+        return [ArchivedThread.model_validate_json(row[0]) for row in rows]
+
+    async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
+        """Rebuild from the log: the thread's rows are replaced by a re-append of
+        its whole log in one transaction (same tid is not kept; commit times are)."""
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(
+                "SELECT tid FROM threads WHERE workspace = $1 AND id = $2 FOR UPDATE",
+                self.workspace,
+                thread_id,
+            )
+            if row is None:
+                return None
+            rows = await conn.fetch(
+                "SELECT v, at, body FROM deltas WHERE tid = $1 ORDER BY v", row[0]
+            )
+            log = [delta_from_json(body) for _, _, body in rows]
+            fold_head(log)  # a log that does not fold raises before anything changes
+            await conn.fetch(sql.DELETE, self.workspace, [thread_id])
+            tid, head = await self._append(conn, thread_id, 0, log, False)
+            await conn.execute(
+                "UPDATE deltas d SET at = t.at FROM unnest($2::integer[], $3::bigint[]) "
+                "AS t(v, at) WHERE d.tid = $1 AND d.v = t.v",
+                tid,
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+            )
+        self._heads.pop(thread_id, None)
+        return head
+
+    # -- search -------------------------------------------------------------------
+
+    async def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
+        """Candidates from the token index (GIN), then the same matching and BM25
+        ranking as :mod:`threadline.search`, with corpus figures from the database
+        (a phrase's document frequency counts documents holding all its tokens)."""
+        terms = parse_query(query)
+        whole = sorted({t for term in terms for t in term.tokens[: -1 if term.prefix else None]})
+        prefixes = [term.tokens[-1] + "%" for term in terms if term.prefix]
+        async with self._transaction("repeatable_read") as conn:
+            messages = await conn.fetch(sql.SEARCH_MESSAGES, self.workspace, whole, prefixes)
+            titles = await conn.fetch(sql.SEARCH_TITLES, self.workspace, whole, prefixes)
+            total, length = await conn.fetchrow(sql.SEARCH_CORPUS, self.workspace) or (0, 0)
+            frequency = []
+            for term in terms:
+                exact = list(term.tokens[:-1] if term.prefix else term.tokens)
+                pattern = term.tokens[-1] + "%" if term.prefix else None
+                frequency.append(
+                    await conn.fetchval(sql.SEARCH_FREQUENCY, self.workspace, exact, pattern)
+                )
+        documents: list[tuple[tuple[str, str | None, str | None], SearchDocument]] = []
+        for thread_id, head_json in titles:
+            head = ThreadHead.model_validate_json(head_json)
+            if head.title:
+                documents.append(
+                    ((thread_id, None, head.title), SearchDocument.of_title(head.title))
+                )
+        for thread_id, head_json, body in messages:
+            message = _message_of(body)
+            title = ThreadHead.model_validate_json(head_json).title
+            documents.append(((thread_id, message.id, title), SearchDocument.of_message(message)))
+        ranked = _bm25(
+            documents,
+            terms,
+            total=total,
+            average=(length / total) if total else 1.0,
+            frequency=frequency,
+        )
+        hits: list[SearchHit] = []
+        for score, (thread_id, message_id, title), document in ranked[:limit]:
+            snippet, highlights = document.snippet(terms)
+            hits.append(
+                SearchHit(
+                    thread_id=thread_id,
+                    message_id=message_id,
+                    kind="title" if message_id is None else "message",
+                    snippet=snippet,
+                    highlights=highlights,
+                    score=score,
+                    thread_title=title,
+                )
+            )
+        return hits
+
+    # -- file changes (see postgres_files.py) ---------------------------------------
+
+    async def record_file_changes(
+        self,
+        thread_id: str,
+        changes: Sequence[NewFileChange],
+        contents: Sequence[StoredContent],
+        *,
+        rollback: NewRollback | None = None,
+    ) -> list[FileChange]:
+        async with self._transaction() as conn:
+            return await files.record(conn, self.workspace, thread_id, changes, contents, rollback)
+
+    async def file_changes(
+        self,
+        thread_id: str,
+        *,
+        operation_id: str | None = None,
+        since_version: int | None = None,
+    ) -> list[FileChange]:
+        async with self._conn() as conn:
+            return await files.changes(conn, self.workspace, thread_id, operation_id, since_version)
+
+    async def file_reverts(self, thread_id: str, seqs: Sequence[int]) -> list[FileChange]:
+        async with self._conn() as conn:
+            return await files.reverts_of(conn, self.workspace, thread_id, seqs)
+
+    async def latest_file_changes(
+        self, thread_id: str, paths: Sequence[str]
+    ) -> dict[str, FileChange]:
+        async with self._conn() as conn:
+            return await files.latest(conn, self.workspace, thread_id, paths)
+
+    async def content_chain(self, content_hash: str) -> list[StoredContent]:
+        async with self._conn() as conn:
+            return await files.chain(conn, self.workspace, content_hash)
+
+    async def content_depths(self, hashes: Sequence[str]) -> dict[str, int]:
+        async with self._conn() as conn:
+            return await files.depths(conn, self.workspace, hashes)
+
+    async def content_usage(self) -> ContentUsage:
+        async with self._conn() as conn:
+            return await files.usage(conn, self.workspace)
+
+    async def file_rollbacks(
+        self, thread_id: str, *, unfinished: bool = False
+    ) -> list[FileRollback]:
+        async with self._conn() as conn:
+            return await files.rollbacks(conn, self.workspace, thread_id, unfinished)
+
+    async def finish_rollback(self, thread_id: str, operation_id: str) -> None:
+        async with self._transaction() as conn:
+            await files.finish(conn, self.workspace, thread_id, operation_id)
+
+    # -- leases and lifecycle -------------------------------------------------------
+
+    def acquire_lease(self, thread_id: str) -> WriterLease:
+        self._check_open()
+        if thread_id in self._leases:
+            raise WriterBusy(thread_id)
+        key = f"{self.workspace}/{thread_id}"
+        try:
+            locked = self._db._lease_keeper().try_lock(key)
+        except (OSError, asyncpg.PostgresError, asyncpg.exceptions.InterfaceError) as exc:
+            raise StoreBusy(self.location, f"cannot take the writer lease: {exc}") from exc
+        if not locked:
+            raise WriterBusy(thread_id)
+        self._leases.add(thread_id)
+        return _AdvisoryLease(self, thread_id, key)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_db:
+            await self._db.close()
+
+
+def _bm25(
+    documents: list[tuple[_T, SearchDocument]],
+    terms: Sequence[fts.QueryTerm],
+    *,
+    total: int,
+    average: float,
+    frequency: Sequence[int],
+    k1: float = 1.2,
+    b: float = 0.75,
+) -> list[tuple[float, _T, SearchDocument]]:
+    """:func:`threadline.search.bm25_rank` with corpus figures given, not counted."""
+    ranked: list[tuple[float, _T, SearchDocument]] = []
+    average = average or 1.0
+    for key, doc in documents:
+        counts = [len(doc.matches(term)) for term in terms]
+        if not all(counts):
+            continue
+        score = 0.0
+        for count, seen in zip(counts, frequency, strict=True):
+            idf = max(math.log((total - seen + 0.5) / (seen + 0.5)), 1e-6)
+            score += idf * count * (k1 + 1) / (count + k1 * (1 - b + b * doc.length / average))
+        ranked.append((score, key, doc))
+    ranked.sort(key=lambda item: -item[0])
+    return ranked

@@ -1,0 +1,317 @@
+"""The SQLite side of relationships and cost roll-ups: projections and queries.
+
+Part of the SQLite backend, split from :mod:`threadline.recorders.sqlite` by
+concern; that module owns connections and transactions and calls these
+functions inside them.
+
+Two projections of the log, written in the same transaction as each append
+(and dropped with the thread), so that no query reads messages:
+
+- ``thread_links``: one row per link either end records (a parent's
+  ``child:link``/``summary:link``, a child's ``parent_thread_id`` /
+  ``origin_thread_id``), keyed by the thread that recorded it. Links name
+  thread ids, not rows, so a link to a deleted thread survives and is
+  reported as missing.
+- ``message_usage``: the usage of every message ever appended (truncated ones
+  included), with its UTC day, for roll-ups by thread, model and day.
+
+The tree below a thread and the ancestry of a thread are each one recursive
+query. The walk's rows are links without a depth, and ``UNION`` drops rows it
+has seen, so a cycle (only hand-made links can make one) ends the walk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import orjson
+
+from threadline.deltas import (
+    ChildLinkDelta,
+    Delta,
+    MessageDelta,
+    SummaryLinkDelta,
+    ThreadCreate,
+    delta_from_json,
+)
+from threadline.errors import InvalidDelta
+from threadline.model import Message, Thread, ThreadHead
+from threadline.recorders.base import LinkGraph, LinkKind, ThreadLink, UsageGroup
+
+DAY_MS = 86_400_000
+
+# Schema migration 3 of the SQLite recorder: the two projections, filled from
+# the threads a database already holds. No semicolon may appear but between
+# statements (the migration runner splits on them).
+MIGRATION = """
+CREATE TABLE thread_links (
+    owner_tid INTEGER NOT NULL,
+    parent_id TEXT NOT NULL,
+    child_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (owner_tid, parent_id, child_id, kind)
+) WITHOUT ROWID;
+CREATE INDEX thread_links_down ON thread_links (parent_id, child_id);
+CREATE INDEX thread_links_up ON thread_links (child_id, parent_id);
+CREATE TABLE message_usage (
+    delta_seq INTEGER PRIMARY KEY,
+    tid INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    model TEXT,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    cost_usd REAL
+);
+CREATE INDEX message_usage_by_thread ON message_usage (tid);
+INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind)
+    SELECT t.tid, t.id, j.value, 'child'
+    FROM threads t, json_each(CAST(t.head AS TEXT), '$.child_thread_ids') j;
+INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind)
+    SELECT t.tid, t.id, j.value, 'summary'
+    FROM threads t, json_each(CAST(t.head AS TEXT), '$.summary_thread_ids') j;
+INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind)
+    SELECT tid, json_extract(CAST(head AS TEXT), '$.parent_thread_id'), id, 'child'
+    FROM threads WHERE json_extract(CAST(head AS TEXT), '$.parent_thread_id') IS NOT NULL;
+INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind)
+    SELECT tid, json_extract(CAST(head AS TEXT), '$.origin_thread_id'), id, 'summary'
+    FROM threads WHERE json_extract(CAST(head AS TEXT), '$.origin_thread_id') IS NOT NULL;
+INSERT INTO message_usage
+    SELECT seq, tid, (ts - ((ts % 86400000) + 86400000) % 86400000) / 86400000,
+           json_extract(b, '$.message.usage.model'),
+           json_extract(b, '$.message.usage.input_tokens'),
+           json_extract(b, '$.message.usage.output_tokens'),
+           COALESCE(json_extract(b, '$.message.usage.cache_read_tokens'), 0),
+           COALESCE(json_extract(b, '$.message.usage.cache_write_tokens'), 0),
+           json_extract(b, '$.message.usage.cost_usd')
+    FROM (
+        SELECT d.seq AS seq, d.tid AS tid, CAST(d.body AS TEXT) AS b,
+               json_extract(CAST(d.body AS TEXT), '$.message.timestamp') AS ts
+        FROM deltas d JOIN threads t ON t.tid = d.tid
+    )
+    WHERE json_extract(b, '$.type') LIKE '%:message'
+      AND json_extract(b, '$.message.usage') IS NOT NULL
+"""
+
+
+# -- projections, in the appending transaction ------------------------------------
+
+
+def _links_of(thread_id: str, delta: Delta) -> list[tuple[str, str, LinkKind]]:
+    match delta:
+        case ThreadCreate(parent_thread_id=parent, origin_thread_id=origin):
+            links: list[tuple[str, str, LinkKind]] = []
+            if parent is not None:
+                links.append((parent, thread_id, "child"))
+            if origin is not None:
+                links.append((origin, thread_id, "summary"))
+            return links
+        case ChildLinkDelta(thread_id=child):
+            return [(thread_id, child, "child")]
+        case SummaryLinkDelta(thread_id=summary):
+            return [(thread_id, summary, "summary")]
+    return []
+
+
+def project(
+    conn: sqlite3.Connection, tid: int | None, thread_id: str, seq: int | None, delta: Delta
+) -> None:
+    """Record the links and the usage that ``delta`` carries; call it after the
+    delta's row is written (``seq`` is its rowid, ``tid`` its thread's)."""
+    if isinstance(delta, MessageDelta):
+        message = delta.message
+        usage = message.usage
+        if usage is not None:
+            conn.execute(
+                "INSERT INTO message_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    seq,
+                    tid,
+                    message.timestamp // DAY_MS,
+                    usage.model,
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.cache_read_tokens,
+                    usage.cache_write_tokens,
+                    usage.cost_usd,
+                ),
+            )
+        return
+    for parent_id, child_id, kind in _links_of(thread_id, delta):
+        conn.execute(
+            "INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind) "
+            "VALUES (?, ?, ?, ?)",
+            (tid, parent_id, child_id, kind),
+        )
+
+
+def forget(conn: sqlite3.Connection, tid: int) -> None:
+    """Drop what the thread ``tid`` recorded (when its log goes)."""
+    conn.execute("DELETE FROM thread_links WHERE owner_tid = ?", (tid,))
+    conn.execute("DELETE FROM message_usage WHERE tid = ?", (tid,))
+
+
+def reproject(conn: sqlite3.Connection, tid: int, thread_id: str) -> None:
+    """Rebuild what the thread ``tid`` recorded from its log (they are caches of it)."""
+    forget(conn, tid)
+    rows = conn.execute("SELECT seq, body FROM deltas WHERE tid = ? ORDER BY v", (tid,)).fetchall()
+    for seq, body in rows:
+        project(conn, tid, thread_id, seq, delta_from_json(body))
+
+
+# -- queries, in a read snapshot ---------------------------------------------------
+
+
+def _id_array(thread_ids: Sequence[str]) -> str:
+    """The ids as one JSON array parameter: one statement however many there are."""
+    return orjson.dumps(list(dict.fromkeys(thread_ids))).decode()
+
+
+def heads_many(conn: sqlite3.Connection, thread_ids: Sequence[str]) -> dict[str, ThreadHead]:
+    rows = conn.execute(
+        "SELECT t.id, t.head FROM json_each(?) j JOIN threads t ON t.id = j.value",
+        (_id_array(thread_ids),),
+    ).fetchall()
+    return {thread_id: ThreadHead.model_validate_json(head) for thread_id, head in rows}
+
+
+def load_many(conn: sqlite3.Connection, thread_ids: Sequence[str]) -> dict[str, Thread]:
+    # One row per message (or one for a thread without any); the head only on
+    # a thread's first row, so that it is not copied once per message. No
+    # ORDER BY: sorting every message body costs more than putting the few
+    # rows a join may return out of order back in place here.
+    rows = conn.execute(
+        "SELECT t.id, CASE WHEN m.pos IS NULL OR m.pos = 0 THEN t.head END, m.pos, d.body "
+        "FROM json_each(?) j JOIN threads t ON t.id = j.value "
+        "LEFT JOIN messages m ON m.tid = t.tid "
+        "LEFT JOIN deltas d ON d.seq = m.delta_seq",
+        (_id_array(thread_ids),),
+    ).fetchall()
+    heads: dict[str, ThreadHead] = {}
+    bodies: dict[str, list[tuple[int, bytes]]] = {}
+    for thread_id, head, pos, body in rows:
+        if head is not None:
+            heads[thread_id] = ThreadHead.model_validate_json(head)
+        if body is not None:
+            bodies.setdefault(thread_id, []).append((pos, body))
+    found: dict[str, Thread] = {}
+    fields = [name for name in Thread.model_fields if name != "messages"]
+    for thread_id, head in heads.items():
+        ordered = bodies.get(thread_id, [])
+        if any(ordered[i][0] != i for i in range(len(ordered))):
+            ordered.sort()
+        messages = tuple(_message_of(body) for _, body in ordered)
+        # The store wrote these: build without validating them again.
+        found[thread_id] = Thread.model_construct(
+            **{name: getattr(head, name) for name in fields}, messages=messages
+        )
+    return found
+
+
+def _message_of(body: bytes) -> Message:
+    delta = delta_from_json(body)
+    if not isinstance(delta, MessageDelta):
+        raise InvalidDelta(f"message projection points at a {delta.type} delta")
+    return delta.message
+
+
+_SUBTREE = """
+WITH RECURSIVE walk(parent_id, child_id, kind) AS (
+    SELECT NULL, ?, NULL
+    UNION
+    SELECT l.parent_id, l.child_id, l.kind
+    FROM thread_links l JOIN walk w ON l.parent_id = w.child_id
+)
+SELECT w.parent_id, w.child_id, w.kind, w.child_id, t.head,
+       EXISTS (SELECT 1 FROM archived_threads a WHERE a.id = w.child_id)
+FROM walk w LEFT JOIN threads t ON t.id = w.child_id
+"""
+
+_ANCESTRY = """
+WITH RECURSIVE walk(parent_id, child_id, kind) AS (
+    SELECT ?, NULL, NULL
+    UNION
+    SELECT l.parent_id, l.child_id, l.kind
+    FROM thread_links l JOIN walk w ON l.child_id = w.parent_id
+)
+SELECT w.parent_id, w.child_id, w.kind, w.parent_id, t.head,
+       EXISTS (SELECT 1 FROM archived_threads a WHERE a.id = w.parent_id)
+FROM walk w LEFT JOIN threads t ON t.id = w.parent_id
+"""
+
+
+def _graph(
+    rows: list[tuple[str | None, str | None, str | None, str, bytes | None, int]],
+) -> LinkGraph:
+    links: list[ThreadLink] = []
+    heads: dict[str, ThreadHead] = {}
+    archived: set[str] = set()
+    for parent_id, child_id, kind, end, head, is_archived in rows:
+        if is_archived:
+            archived.add(end)
+        if kind is not None:
+            link_kind: LinkKind = "child" if kind == "child" else "summary"
+            links.append(ThreadLink(str(parent_id), str(child_id), link_kind))
+        if head is not None and end not in heads:
+            heads[end] = ThreadHead.model_validate_json(head)
+    return LinkGraph(tuple(dict.fromkeys(links)), heads, frozenset(archived))
+
+
+def subtree(conn: sqlite3.Connection, thread_id: str) -> LinkGraph:
+    return _graph(conn.execute(_SUBTREE, (thread_id,)).fetchall())
+
+
+def ancestry(conn: sqlite3.Connection, thread_id: str) -> LinkGraph:
+    return _graph(conn.execute(_ANCESTRY, (thread_id,)).fetchall())
+
+
+_ROLLUP = """
+SELECT t.id, u.model, u.day, COUNT(*),
+       SUM(u.input_tokens), SUM(u.output_tokens),
+       SUM(u.cache_read_tokens), SUM(u.cache_write_tokens),
+       SUM(u.cost_usd)
+FROM {scope} JOIN message_usage u ON u.tid = t.tid
+GROUP BY t.tid, u.model, u.day, u.cost_usd IS NULL,
+    -- unpriced messages group only with ones of the same size
+    CASE WHEN u.cost_usd IS NULL THEN u.input_tokens END,
+    CASE WHEN u.cost_usd IS NULL THEN u.output_tokens END,
+    CASE WHEN u.cost_usd IS NULL THEN u.cache_read_tokens END,
+    CASE WHEN u.cost_usd IS NULL THEN u.cache_write_tokens END
+"""
+
+_THESE = "(SELECT DISTINCT value AS id FROM json_each(?)) s JOIN threads t ON t.id = s.id"
+
+_TREES = """(
+    WITH RECURSIVE scope(id) AS (
+        SELECT value FROM json_each(?)
+        UNION
+        SELECT l.child_id FROM thread_links l JOIN scope s ON l.parent_id = s.id
+    )
+    SELECT id FROM scope
+) s JOIN threads t ON t.id = s.id"""
+
+
+def usage_rollup(
+    conn: sqlite3.Connection, thread_ids: Sequence[str] | None, subtrees: bool
+) -> list[UsageGroup]:
+    if thread_ids is None:
+        rows = conn.execute(_ROLLUP.format(scope="threads t")).fetchall()
+    else:
+        scope = _TREES if subtrees else _THESE
+        rows = conn.execute(_ROLLUP.format(scope=scope), (_id_array(thread_ids),)).fetchall()
+    return [
+        UsageGroup(
+            thread_id=row[0],
+            model=row[1],
+            day=row[2],
+            messages=row[3],
+            input_tokens=row[4],
+            output_tokens=row[5],
+            cache_read_tokens=row[6],
+            cache_write_tokens=row[7],
+            cost_usd=row[8],
+        )
+        for row in rows
+    ]

@@ -1,0 +1,1 @@
+"""Sync: the wire protocol, the server app and (client side) the sync service."""

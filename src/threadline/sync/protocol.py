@@ -1,0 +1,220 @@
+"""The sync wire protocol: the JSON bodies the server and its clients exchange.
+
+One module, imported by both sides (:mod:`threadline.sync.server` and
+:class:`~threadline.recorders.remote.RemoteRecorder`), so they cannot drift.
+Deltas travel in their own JSON form (:mod:`threadline.deltas`). Every error
+body is an :class:`ErrorBody`; a refused push (409) is a :class:`PushConflict`
+that carries the server's version and the deltas the client is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from threadline.deltas import Delta
+from threadline.model import Message, ThreadHead
+
+THREAD_ID_PATTERN = r"^[^\x00-\x1f\x7f/]{1,200}$"
+"""Thread ids on the wire: 1 to 200 characters, no control characters, no ``/``."""
+
+ThreadId = Annotated[str, Field(pattern=THREAD_ID_PATTERN)]
+Version = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Cursor = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+MAX_BATCH = 50
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorBody(_Wire):
+    """Every error answer: a stable ``code`` for programs, a ``message`` for people."""
+
+    code: str
+    message: str
+    errors: list[dict[str, JsonValue]] | None = None
+
+
+class Health(_Wire):
+    status: Literal["ok"] = "ok"
+
+
+class WireDelta(_Wire):
+    """One logged delta: its version and commit time (ms)."""
+
+    v: int
+    at: int
+    delta: Delta
+
+
+class PushRequest(_Wire):
+    """Append ``deltas`` as versions ``base_version+1 ...``; ``base_version=0`` creates."""
+
+    base_version: Version
+    deltas: list[Delta] = Field(min_length=1)
+
+
+class PushAccepted(_Wire):
+    """The push is in (or was already: ``replayed``); ``version`` is the head now."""
+
+    version: int
+    head: ThreadHead
+    replayed: bool = False
+
+
+class PushConflict(_Wire):
+    """The server is at ``version``, not the push's base: ``missing`` are the deltas
+    after the base that the client lacks (merge them, then push again)."""
+
+    code: Literal["version_conflict"] = "version_conflict"
+    message: str
+    version: int
+    missing: list[WireDelta]
+
+
+class BatchPush(_Wire):
+    thread_id: ThreadId
+    base_version: Version
+    deltas: list[Delta] = Field(min_length=1)
+
+
+class BatchRequest(_Wire):
+    """Up to 50 pushes; each succeeds or fails alone, unless ``atomic`` (then all or none)."""
+
+    pushes: list[BatchPush] = Field(min_length=1, max_length=MAX_BATCH)
+    atomic: bool = False
+
+
+class BatchResult(_Wire):
+    """One push's outcome: ``status`` is what the push alone would have answered."""
+
+    thread_id: str
+    status: int
+    accepted: PushAccepted | None = None
+    conflict: PushConflict | None = None
+    error: ErrorBody | None = None
+
+
+class BatchResponse(_Wire):
+    results: list[BatchResult]
+
+
+class CreateThread(_Wire):
+    """A new thread (version 1, plus one version per message). The id is the
+    client's to choose (it names the thread on every replica), else the server's."""
+
+    id: ThreadId | None = None
+    title: str | None = None
+    created: int | None = Field(default=None, ge=0, le=2**53)
+    parent_thread_id: ThreadId | None = None
+    origin_thread_id: ThreadId | None = None
+    env: dict[str, JsonValue] = Field(default_factory=dict)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    messages: list[Message] = Field(default_factory=list)
+
+
+class MessagesPage(_Wire):
+    """Messages oldest first, and the head they were read at. ``first_index`` is the
+    position of ``messages[0]``: pass it as ``before`` for the older page.
+
+    ``archived`` is true for a thread in cold storage: ``head`` is then its kept
+    metadata (with ``archived_at``) and there are no messages."""
+
+    head: ThreadHead
+    messages: list[Message]
+    first_index: int
+    has_more: bool
+    archived: bool = False
+
+
+class ThreadList(_Wire):
+    """Heads by newest activity first; pass ``next_cursor`` back for the next page."""
+
+    threads: list[ThreadHead]
+    next_cursor: str | None
+
+
+class DeltasPage(_Wire):
+    """Deltas after ``since``, oldest first; ``version`` is the head when read.
+    ``has_more``: ask again with ``since`` = the last one's ``v``."""
+
+    thread_id: str
+    version: int
+    deltas: list[WireDelta]
+    has_more: bool
+
+
+class Related(_Wire):
+    """A thread's family: its parent, its summaries and its sub-agent threads
+    (heads of those that exist in the workspace)."""
+
+    thread: ThreadHead
+    parent: ThreadHead | None
+    summaries: list[ThreadHead]
+    children: list[ThreadHead]
+
+
+class WireChange(_Wire):
+    """Thread ``thread_id`` is at ``v`` as of commit ``cursor`` (or deleted)."""
+
+    cursor: int
+    thread_id: str
+    v: int
+    deleted: bool
+    at: int
+
+
+class ChangesPage(_Wire):
+    """Changes after ``since`` in commit order; continue from ``cursor``."""
+
+    changes: list[WireChange]
+    cursor: int
+    has_more: bool
+
+
+class WireLink(_Wire):
+    parent_id: str
+    child_id: str
+    kind: Literal["child", "summary"]
+
+
+class WireGraph(_Wire):
+    """Links reachable from a thread, and the heads of the linked threads that exist."""
+
+    links: list[WireLink]
+    heads: dict[str, ThreadHead]
+
+
+class WireUsage(_Wire):
+    """Usage of one thread's messages with one model on one UTC day (see UsageGroup)."""
+
+    thread_id: str
+    model: str | None
+    day: int
+    messages: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float | None
+
+
+class UsageReport(_Wire):
+    groups: list[WireUsage]
+
+
+class WireHit(_Wire):
+    thread_id: str
+    message_id: str | None
+    kind: Literal["message", "title"]
+    snippet: str
+    highlights: list[tuple[int, int]]
+    score: float
+    thread_title: str | None = None
+
+
+class SearchResults(_Wire):
+    hits: list[WireHit]
