@@ -21,6 +21,7 @@ from threadline.errors import (
     RollbackInterrupted,
     ThreadNotFound,
 )
+from threadline.filelog import NewFileChange
 from threadline.recorders import MemoryRecorder, SqliteRecorder
 from threadline.rollback import RollbackReport
 
@@ -123,6 +124,11 @@ async def test_a_change_that_does_not_match_the_disk_is_refused(
         )
     assert f"thread {thread_id}" in str(raised.value)
     assert await store.file_changes(thread_id) == []
+
+
+def test_a_change_needs_a_file_before_or_after_it() -> None:
+    with pytest.raises(ValueError, match="a file change needs a file before or after it"):
+        NewFileChange(operation_id="op", path="a", before=None, after=None)
 
 
 async def test_a_thread_without_a_working_directory_cannot_track_files(
@@ -345,6 +351,21 @@ async def test_a_later_operation_on_the_same_file_must_be_rolled_back_first(
         ("src/app.py", "restore", "done")
     ]
     assert (tree / "src" / "app.py").read_text() == "print('v1')\n"
+
+
+async def test_forcing_past_a_later_change_leaves_a_file_already_as_wanted(
+    store: ThreadStore, tree: Path
+) -> None:
+    thread_id = await new_thread(store, tree)
+    async with store.track_files(thread_id, "call-1") as files:
+        await files.write("tmp.txt", "scratch")
+    async with store.track_files(thread_id, "call-2") as files:
+        await files.delete("tmp.txt")
+    report = await store.rollback_operation(thread_id, "call-1", force=True)
+    assert [(f.action, f.status, f.forced) for f in report.files] == [("none", "unchanged", False)]
+    assert report.files[0].reason is not None
+    assert "operation call-2 changed it since" in report.files[0].reason
+    assert report.operation_id is None
 
 
 async def test_a_rollback_is_recorded_once_and_can_be_undone(

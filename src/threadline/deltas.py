@@ -99,6 +99,19 @@ class SummaryLinkDelta(_Frozen):
     thread_id: str
 
 
+class MergeDelta(_Frozen):
+    """The record of a sync merge (see :mod:`threadline.merge`): the deltas just
+    before it turned the server's version ``remote`` into the three-way merge of
+    it and this replica's version ``local``, whose common ancestor is version
+    ``base``. It changes nothing else. A merge appends as many of these as it
+    takes for the merged version to exceed both ``local`` and ``remote``."""
+
+    type: Literal["thread:merge"] = "thread:merge"
+    base: int = Field(ge=0)
+    local: int = Field(ge=0)
+    remote: int = Field(ge=0)
+
+
 Delta = Annotated[
     ThreadCreate
     | MessageDelta
@@ -107,7 +120,8 @@ Delta = Annotated[
     | MetadataDelta
     | EnvDelta
     | ChildLinkDelta
-    | SummaryLinkDelta,
+    | SummaryLinkDelta
+    | MergeDelta,
     Field(discriminator="type"),
 ]
 
@@ -177,6 +191,8 @@ def _apply_fields(state: _T, delta: Delta) -> dict[str, object]:
             if summary in state.summary_thread_ids:
                 raise InvalidDelta(f"Thread {state.id} already links summary {summary}")
             return {"summary_thread_ids": (*state.summary_thread_ids, summary)}
+        case MergeDelta():
+            return {}
     raise InvalidDelta(f"Delta {delta.type} cannot apply here")
 
 

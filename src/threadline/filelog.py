@@ -89,6 +89,9 @@ class NewFileChange:
     dirs: tuple[str, ...] = ()
     reverts: tuple[int, ...] = ()
 
+    def __post_init__(self) -> None:
+        change_type(self.before, self.after)  # a file before or after it, or ValueError
+
     @property
     def type(self) -> ChangeType:
         return change_type(self.before, self.after)

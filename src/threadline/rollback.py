@@ -273,6 +273,10 @@ def decide(plan: PathPlan, disk: DiskFile, *, force: bool, dry_run: bool) -> Dec
             f"{plan.path} is not a regular file any more; move it away, then roll back again",
         )
     if plan.obstacle is not None:
+        if force and _same_file(disk.state, plan.target):
+            return outcome(
+                "unchanged", f"already as the rollback leaves it, though {plan.obstacle}"
+            )
         if force:
             return outcome("planned", f"forced: {plan.obstacle}", forced=True)
         return outcome("refused", f"{plan.obstacle}; or {FORCE_HINT}")

@@ -21,6 +21,7 @@ from threadline.deltas import (
     ChildLinkDelta,
     Delta,
     EnvDelta,
+    MergeDelta,
     MessageDelta,
     MetadataDelta,
     SummaryLinkDelta,
@@ -241,6 +242,8 @@ def describe_delta(delta: Delta) -> str:
             return f"sub-agent thread {child}"
         case SummaryLinkDelta(thread_id=summary):
             return f"summary thread {summary}"
+        case MergeDelta(base=base, local=local, remote=remote):
+            return f"sync merge of local v{local} and server v{remote} (common ancestor v{base})"
         case _:
             assert_never(delta)
 

@@ -24,12 +24,6 @@ from threadline.filelog import (
 from threadline.ids import now_ms
 
 
-def _check_changes(thread_id: str, changes: Sequence[NewFileChange]) -> None:
-    for change in changes:
-        if change.before is None and change.after is None:
-            raise InvalidFileChange(thread_id, change.path, "a change needs a file before or after")
-
-
 def _hashes(change: FileChange | NewFileChange) -> list[str]:
     return [s.hash for s in (change.before, change.after) if s is not None]
 
@@ -50,7 +44,6 @@ class MemoryFileLog:
         contents: Sequence[StoredContent],
         rollback: NewRollback | None,
     ) -> list[FileChange]:
-        _check_changes(thread_id, changes)
         given = {c.hash: c for c in contents}
         needed = {c.base for c in contents if c.base is not None}
         for change in changes:

@@ -148,9 +148,6 @@ def record(
     contents: Sequence[StoredContent],
     rollback: NewRollback | None,
 ) -> list[FileChange]:
-    for change in changes:
-        if change.before is None and change.after is None:
-            raise InvalidFileChange(thread_id, change.path, "a change needs a file before or after")
     row = conn.execute("SELECT v FROM threads WHERE id = ?", (thread_id,)).fetchone()
     if row is None:
         raise ThreadNotFound(thread_id)

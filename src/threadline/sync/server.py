@@ -286,9 +286,7 @@ def create_app(
         return Caller(principal, await storage().recorder(principal.workspace))
 
     Auth = Annotated[Caller, Depends(caller)]
-    ThreadIdPath = Annotated[
-        str, PathParam(pattern=wire.THREAD_ID_PATTERN, examples=["T-example"])
-    ]
+    ThreadIdPath = Annotated[str, PathParam(pattern=wire.THREAD_ID_PATTERN, examples=["T-example"])]
     Limit = Annotated[int, Query(ge=0, le=limits.max_page_size)]
 
     # -- errors ----------------------------------------------------------------

@@ -53,7 +53,7 @@ def link_allowed(url: str) -> bool:
 
 
 class _SafeMarkdown(MarkdownIt):
-    def validateLink(self, url: str) -> bool:  # noqa: N802 (markdown-it's name)
+    def validateLink(self, url: str) -> bool:
         return link_allowed(url)
 
 
