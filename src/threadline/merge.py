@@ -72,9 +72,7 @@ def merge_threads(base: Thread, local: Thread, remote: Thread) -> Thread:
             "env": local.env if local.env != base.env else remote.env,
             "metadata": _merge_objects(base.metadata, local.metadata, remote.metadata),
             "child_thread_ids": _merge_links(remote.child_thread_ids, local.child_thread_ids),
-            "summary_thread_ids": _merge_links(
-                remote.summary_thread_ids, local.summary_thread_ids
-            ),
+            "summary_thread_ids": _merge_links(remote.summary_thread_ids, local.summary_thread_ids),
         }
     )
     return merged
@@ -96,7 +94,7 @@ def merge_deltas(base: Thread, local: Thread, remote: Thread) -> list[Delta]:
 def _merge_messages(
     base: tuple[Message, ...], local: tuple[Message, ...], remote: tuple[Message, ...]
 ) -> tuple[Message, ...]:
-    if local == base or local == remote:
+    if local in (base, remote):
         return remote
     if remote == base:
         return local

@@ -61,6 +61,7 @@ from threadline.recorders.base import (
 )
 from threadline.search import SearchHit
 from threadline.sync import protocol as wire
+from threadline.sync.compression import encode_body
 
 _PAGE = 1000  # the server's default max page size
 _M = TypeVar("_M", bound=BaseModel)
@@ -113,6 +114,8 @@ class RemoteRecorder(ThreadRecorder):
         *,
         json: Any = None,
         params: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
         ok: tuple[int, ...] = (200,),
     ) -> httpx.Response:
         """Send a request; statuses in ``ok`` are returned, 404 and 409 too (the
@@ -120,7 +123,9 @@ class RemoteRecorder(ThreadRecorder):
         if self._closed:
             raise StoreClosed()
         try:
-            response = await self._client.request(method, url, json=json, params=params)
+            response = await self._client.request(
+                method, url, json=json, params=params, content=content, headers=headers
+            )
         except httpx.TransportError as exc:
             raise RemoteUnavailable(self.location, f"{type(exc).__name__}: {exc}") from exc
         status = response.status_code
@@ -167,6 +172,30 @@ class RemoteRecorder(ThreadRecorder):
             atomic=atomic,
         )
         response = await self._send("POST", "/v1/sync/batch", json=body.model_dump(mode="json"))
+        return wire.BatchResponse.model_validate_json(response.content).results
+
+    async def push_batch(
+        self, pushes: Sequence[Append], *, compress: bool = False
+    ) -> list[wire.BatchResult]:
+        """One ``POST /v1/sync/batch`` of up to 50 independent pushes, answered
+        with each push's own result (a 409 carries the server's version and the
+        deltas the push lacked): what the sync service sends. The body is
+        zstd-compressed when large, or always with ``compress``
+        (:mod:`threadline.sync.compression`)."""
+        body = wire.BatchRequest(
+            pushes=[
+                wire.BatchPush(thread_id=t, base_version=v, deltas=list(d)) for t, v, d in pushes
+            ]
+        )
+        content, encoding = encode_body(body.model_dump_json().encode(), force=compress)
+        response = await self._send(
+            "POST",
+            "/v1/sync/batch",
+            content=content,
+            headers={"Content-Type": "application/json", **encoding},
+        )
+        if response.status_code != 200:
+            raise RemoteRefused(self.location, response.status_code, _message(response))
         return wire.BatchResponse.model_validate_json(response.content).results
 
     async def append_many(self, appends: Sequence[Append]) -> list[ThreadHead]:

@@ -65,16 +65,22 @@ from threadline.filelog import (
 )
 from threadline.ids import now_ms
 from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead
-from threadline.recorders import sqlite_files, sqlite_relations, sqlite_search
+from threadline.recorders import sqlite_files, sqlite_relations, sqlite_search, sqlite_sync
 from threadline.recorders.base import (
     Append,
     Change,
     LinkGraph,
     RecordedDelta,
-    ThreadRecorder,
     UsageGroup,
     WriterLease,
     whole_log_thread_id,
+)
+from threadline.recorders.sync_state import (
+    LocalRecorder,
+    PulledThread,
+    PullOutcome,
+    SyncState,
+    SyncUpdate,
 )
 from threadline.search import SearchHit, parse_query
 
@@ -148,6 +154,9 @@ _MIGRATIONS: dict[int, str] = {
         at INTEGER NOT NULL
     );
     """,
+    # 7: the sync ledger and the change-feed cursors of the servers this store
+    # syncs with (see recorders/sqlite_sync.py).
+    7: sqlite_sync.MIGRATION,
 }
 
 
@@ -303,7 +312,7 @@ def _hand_over(outcomes: list[_Outcome]) -> None:
             loop.call_soon_threadsafe(_settle, some)
 
 
-class SqliteRecorder(ThreadRecorder):
+class SqliteRecorder(LocalRecorder):
     """Threads in one SQLite file (or ``":memory:"``, which lives and dies with the recorder)."""
 
     def __init__(
@@ -580,6 +589,7 @@ class SqliteRecorder(ThreadRecorder):
         sqlite_search.unindex_thread(conn, row[0])
         sqlite_relations.forget(conn, row[0])
         sqlite_files.forget(conn, thread_id)
+        sqlite_sync.forget(conn, thread_id)
         conn.execute("DELETE FROM messages WHERE tid = ?", (row[0],))
         conn.execute("DELETE FROM deltas WHERE tid = ?", (row[0],))
         conn.execute("DELETE FROM threads WHERE tid = ?", (row[0],))
@@ -848,39 +858,98 @@ class SqliteRecorder(ThreadRecorder):
         return await self._submit(read, write=False)
 
     async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
-        def write(conn: sqlite3.Connection) -> ThreadHead | None:
-            row = conn.execute("SELECT tid FROM threads WHERE id = ?", (thread_id,)).fetchone()
-            if row is None:
-                return None
-            tid = row[0]
-            rows = conn.execute(
-                "SELECT seq, body FROM deltas WHERE tid = ? ORDER BY v", (tid,)
-            ).fetchall()
-            head: ThreadHead | None = None
-            conn.execute("DELETE FROM messages WHERE tid = ?", (tid,))
-            for seq, body in rows:
-                delta = delta_from_json(body)
-                head = apply_head(head, delta)
-                if isinstance(delta, MessageDelta):
-                    conn.execute(
-                        "INSERT INTO messages (tid, pos, delta_seq) VALUES (?, ?, ?)",
-                        (tid, head.message_count - 1, seq),
-                    )
-                elif isinstance(delta, TruncateDelta):
-                    conn.execute(
-                        "DELETE FROM messages WHERE tid = ? AND pos >= ?", (tid, delta.from_index)
-                    )
-            if head is None:
-                raise InvalidDelta(f"Thread {thread_id} has no log to rebuild its head from")
-            conn.execute(
-                "UPDATE threads SET v = ?, last_activity = ?, head = ? WHERE tid = ?",
-                (head.v, head.last_activity, head.model_dump_json().encode(), tid),
-            )
-            sqlite_search.reindex_thread(conn, tid)
-            sqlite_relations.reproject(conn, tid, thread_id)
-            return head
+        return await self._submit(lambda conn: self._rebuild(conn, thread_id), write=True)
 
-        return await self._submit(write, write=True)
+    @staticmethod
+    def _rebuild(conn: sqlite3.Connection, thread_id: str) -> ThreadHead | None:
+        row = conn.execute("SELECT tid FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        if row is None:
+            return None
+        tid = row[0]
+        rows = conn.execute(
+            "SELECT seq, body FROM deltas WHERE tid = ? ORDER BY v", (tid,)
+        ).fetchall()
+        head: ThreadHead | None = None
+        conn.execute("DELETE FROM messages WHERE tid = ?", (tid,))
+        for seq, body in rows:
+            delta = delta_from_json(body)
+            head = apply_head(head, delta)
+            if isinstance(delta, MessageDelta):
+                conn.execute(
+                    "INSERT INTO messages (tid, pos, delta_seq) VALUES (?, ?, ?)",
+                    (tid, head.message_count - 1, seq),
+                )
+            elif isinstance(delta, TruncateDelta):
+                conn.execute(
+                    "DELETE FROM messages WHERE tid = ? AND pos >= ?", (tid, delta.from_index)
+                )
+        if head is None:
+            raise InvalidDelta(f"Thread {thread_id} has no log to rebuild its head from")
+        conn.execute(
+            "UPDATE threads SET v = ?, last_activity = ?, head = ? WHERE tid = ?",
+            (head.v, head.last_activity, head.model_dump_json().encode(), tid),
+        )
+        sqlite_search.reindex_thread(conn, tid)
+        sqlite_relations.reproject(conn, tid, thread_id)
+        return head
+
+    # -- the sync ledger (see recorders/sync_state.py and recorders/sqlite_sync.py)
+
+    async def sync_pending(self) -> list[SyncState]:
+        return await self._submit(sqlite_sync.pending, write=False)
+
+    async def sync_states(self, thread_ids: Sequence[str] | None = None) -> dict[str, SyncState]:
+        ids = None if thread_ids is None else list(thread_ids)
+        return await self._submit(lambda conn: sqlite_sync.states(conn, ids), write=False)
+
+    async def sync_cursor(self, remote: str) -> int | None:
+        return await self._submit(lambda conn: sqlite_sync.cursor(conn, remote), write=False)
+
+    async def record_pull(
+        self, remote: str, cursor: int | None, pulled: Sequence[PulledThread]
+    ) -> list[PullOutcome]:
+        prepared = [(item, [delta_to_json(d) for d in item.deltas]) for item in pulled]
+        return await self._submit(
+            lambda conn: sqlite_sync.record_pull(
+                conn, self._append, self._delete_published, remote, cursor, prepared
+            ),
+            write=True,
+        )
+
+    async def update_sync(self, updates: Sequence[SyncUpdate]) -> None:
+        changes = list(updates)
+
+        def write(conn: sqlite3.Connection) -> None:
+            for change in changes:
+                sqlite_sync.update(conn, change)
+
+        await self._submit(write, write=True)
+
+    async def rebase(
+        self,
+        thread_id: str,
+        expected_version: int,
+        keep: int,
+        deltas: Sequence[Delta],
+        update: SyncUpdate,
+    ) -> ThreadHead:
+        if not deltas:
+            raise InvalidDelta(f"Nothing to rebase thread {thread_id} onto")
+        bodies = [delta_to_json(d) for d in deltas]
+        return await self._submit(
+            lambda conn: sqlite_sync.rebase(
+                conn,
+                self._append,
+                self._rebuild,
+                thread_id,
+                expected_version,
+                keep,
+                deltas,
+                bodies,
+                update,
+            ),
+            write=True,
+        )
 
     # -- search -------------------------------------------------------------
 

@@ -177,4 +177,3 @@ class SyncLedger(abc.ABC):
 
 class LocalRecorder(ThreadRecorder, SyncLedger):
     """A recorder that keeps a sync ledger: the local tier of a tiered store."""
-

@@ -124,7 +124,9 @@ class DecompressRequests:
             chunks.append(chunk)
             more = message.get("more_body", False)
         try:
-            body = decode_body(b"".join(chunks), encoding.decode("latin-1"), max_bytes=self.max_bytes)
+            body = decode_body(
+                b"".join(chunks), encoding.decode("latin-1"), max_bytes=self.max_bytes
+            )
         except BodyError as exc:
             await _refuse(send, exc.status, exc.code, exc.message)
             return

@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
@@ -48,6 +49,7 @@ from threadline.model import ThreadHead
 from threadline.recorders.base import Change, LinkGraph, ThreadRecorder
 from threadline.recorders.workspaces import Workspaces, open_workspaces
 from threadline.sync import protocol as wire
+from threadline.sync.compression import DecompressRequests
 from threadline.sync.push import accepted as accepted_push
 from threadline.sync.push import explain_refusal, push, push_each
 
@@ -262,6 +264,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(_BodyLimit, max_bytes=limits.max_body_bytes)
+    # Outside the body limit: zstd/gzip request bodies are decoded (never past the
+    # limit) before it counts them; large responses go out gzip-compressed.
+    app.add_middleware(DecompressRequests, max_bytes=limits.max_body_bytes)
+    app.add_middleware(GZipMiddleware, minimum_size=4096)
     tokens = _TokenCache()
     bearer = HTTPBearer(auto_error=False, description="threadline token (threadline token create)")
 
@@ -649,6 +655,10 @@ def create_app(
             events, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
         )
 
+    # -- the web viewer (docs/viewer.md): pages for people, on the same storage
+    from threadline.viewer import mount_viewer
+
+    mount_viewer(app, storage)
     return app
 
 

@@ -440,4 +440,3 @@ async def _fragment(
         "cost": cost_of_totals(head.totals),
         "last_activity": head.last_activity,
     }
-
