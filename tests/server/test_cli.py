@@ -61,4 +61,5 @@ def test_token_then_serve_on_the_embedded_default(tmp_path: Path) -> None:
         assert (tmp_path / "server" / "workspaces" / "team.db").exists()
     finally:
         server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0
+        # uvicorn shuts down gracefully, then re-raises SIGTERM: exit status -15.
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)

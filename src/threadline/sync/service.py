@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -274,7 +275,7 @@ class SyncService:
         while True:
             try:
                 changes = await self._request(
-                    lambda: self.remote.changes_since(cursor, limit=page)
+                    functools.partial(self.remote.changes_since, cursor, limit=page)
                 )
                 pulled = await self._fetch(changes)
             except ThreadlineError as exc:
@@ -511,7 +512,9 @@ class SyncService:
             )
             return replace(state, local_v=local_v, synced_v=common, remote_v=remote_v)
         if shared == len(mine):  # this replica has nothing the server lacks
-            pulled = PulledThread(thread_id, base=local_v, deltas=theirs[shared:], remote_v=remote_v)
+            pulled = PulledThread(
+                thread_id, base=local_v, deltas=theirs[shared:], remote_v=remote_v
+            )
             (outcome,) = await self.local.record_pull(self.remote.location, None, [pulled])
             if outcome == "applied":
                 report.pulled += 1
