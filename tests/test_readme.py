@@ -13,7 +13,10 @@ README = (ROOT / "README.md").read_text()
 
 def test_readme_starts_with_the_run_and_test_commands() -> None:
     blocks = re.findall(r"```sh\n(.*?)```", README, re.S)
-    assert blocks[0].strip() == "./scripts/setup && .venv/bin/threadline demo"
+    assert blocks[0].strip() == (
+        "./scripts/setup && .venv/bin/threadline token create --user you --workspace team"
+        " && .venv/bin/threadline serve"
+    )
     assert blocks[1].strip() == "./scripts/test"
     assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
 
