@@ -100,13 +100,15 @@ class SummaryLinkDelta(_Frozen):
 
 
 class MergeDelta(_Frozen):
-    """The record of a sync merge (see :mod:`threadline.merge`): the deltas just
-    before it turned the server's version ``remote`` into the three-way merge of
-    it and this replica's version ``local``, whose common ancestor is version
-    ``base``. It changes nothing else. A merge appends as many of these as it
-    takes for the merged version to exceed both ``local`` and ``remote``."""
+    """The record of a sync merge (see :mod:`threadline.merge`): the deltas after
+    it turn the server's version ``remote`` into the three-way merge of it and
+    this replica's version ``local``, whose common ancestor is version ``base``.
+    It changes nothing else. ``id`` names the merge, so that two merges' deltas
+    are never taken for one another; a merge repeats its record at its end as
+    often as it takes for the merged version to exceed ``local`` and ``remote``."""
 
     type: Literal["thread:merge"] = "thread:merge"
+    id: str
     base: int = Field(ge=0)
     local: int = Field(ge=0)
     remote: int = Field(ge=0)

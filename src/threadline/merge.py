@@ -18,10 +18,13 @@ Two replicas that both changed a thread since their common ancestor ``base``
   removed) applied on top, recursively into objects.
 - **sub-agent and summary links**: the remote's, then the local's new ones.
 
-The merged version is greater than both: :func:`merge_deltas` expresses the
-merge as the deltas that turn the remote thread into the merged one
-(:func:`compress`), then records it with :class:`~threadline.deltas.MergeDelta`
-deltas, as many as it takes for the result to pass ``local.v`` (at least one).
+The merged version is greater than both: :func:`merge_deltas` records the
+merge with a :class:`~threadline.deltas.MergeDelta`, then the deltas that turn
+the remote thread into the merged one (:func:`compress`), then the record
+again as many times as it takes for the result to pass ``local.v``. The record
+comes first and is named after the merge, so that a merge's deltas (a
+truncate that reorders messages, say) are never mistaken for another
+replica's equal-looking ones when logs are compared delta by delta.
 That also makes a local writer still holding the pre-merge version fail its
 next append with :class:`~threadline.errors.VersionConflict` instead of
 writing onto a different thread.
@@ -33,6 +36,7 @@ whole thread.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from pydantic import JsonValue
@@ -86,9 +90,17 @@ def merge_deltas(base: Thread, local: Thread, remote: Thread) -> list[Delta]:
     ``remote.v``."""
     merged = merge_threads(base, local, remote)
     changes = compress(remote, merged)
-    records = max(1, local.v + 1 - (remote.v + len(changes)))
-    record = MergeDelta(base=base.v, local=local.v, remote=remote.v)
-    return [*changes, *([record] * records)]
+    padding = max(0, local.v - (remote.v + len(changes)))
+    record = MergeDelta(id=_merge_id(local, remote), base=base.v, local=local.v, remote=remote.v)
+    return [record, *changes, *([record] * padding)]
+
+
+def _merge_id(local: Thread, remote: Thread) -> str:
+    """A name for the merge of ``local`` and ``remote``, the same wherever they
+    are merged (the merge is deterministic)."""
+    digest = hashlib.sha256(local.model_dump_json().encode())
+    digest.update(remote.model_dump_json().encode())
+    return "merge-" + digest.hexdigest()[:24]
 
 
 def _merge_messages(

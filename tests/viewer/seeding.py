@@ -8,6 +8,7 @@ pages); and an archived one. Workspace ``team-b`` holds one thread that
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,11 @@ async def seed(storage: SqliteWorkspaces, workdir: Path) -> Seeded:
     )
     now = now_ms()
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "auth.py").write_text(OLD_CONTENT)
+    def make_worktree() -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "auth.py").write_text(OLD_CONTENT)
+
+    await asyncio.to_thread(make_worktree)
     await store.create_thread(
         id=MAIN,
         title="Fix the login bug",
@@ -76,7 +80,9 @@ async def seed(storage: SqliteWorkspaces, workdir: Path) -> Seeded:
                 id="m-read",
                 role="assistant",
                 content="I will read the file first.",
-                tool_calls=(ToolCall(id="toolu_read", name="Read", input={"file_path": "auth.py"}),),
+                tool_calls=(
+                    ToolCall(id="toolu_read", name="Read", input={"file_path": "auth.py"}),
+                ),
                 usage=Usage(
                     model="claude-sonnet-4", input_tokens=1200, output_tokens=80, cost_usd=0.0123
                 ),

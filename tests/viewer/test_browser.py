@@ -29,7 +29,8 @@ from threadline.recorders.sqlite_workspaces import SqliteWorkspaces
 from threadline.testing import free_port
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page
+    from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -105,7 +106,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def chromium() -> Path:
+    """Debian's Chromium: missing, the tests fail (skip only when asked to)."""
+    if os.environ.get("THREADLINE_SKIP_BROWSER") == "1":
+        pytest.skip("THREADLINE_SKIP_BROWSER=1: browser tests are skipped")
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def served(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The real server on seeded storage (written before it starts)."""
     directory = tmp_path_factory.mktemp("viewer-e2e")
 
@@ -125,17 +136,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def browser(served: Served) -> Iterator[Browser]:
+def browser(chromium: Path, served: Served) -> Iterator[Browser]:
     """One headless Chromium for the module (closed before the server stops)."""
-    if os.environ.get("THREADLINE_SKIP_BROWSER") == "1":
-        pytest.skip("THREADLINE_SKIP_BROWSER=1: browser tests are skipped")
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True
         )
         try:
             yield launched
@@ -145,19 +152,30 @@ def browser(served: Served) -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context (no cookies) and page; console errors are kept
-    on ``page.errors`` (a Content-Security-Policy violation would show there)."""
+    """A fresh browser context (no cookies) and page."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(WAIT_MS)
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    opened.on("pageerror", lambda e: errors.append(str(e)))
-    opened.errors = errors  # type: ignore[attr-defined]
     try:
-        yield opened
+        yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def console_errors(page: Page) -> list[str]:
+    """Errors the page logs or throws (a Content-Security-Policy violation is one)."""
+    errors: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    def on_error(error: PlaywrightError) -> None:
+        errors.append(str(error))
+
+    page.on("console", on_console)
+    page.on("pageerror", on_error)
+    return errors
 
 
 def sign_in(page: Page, served: Served, path: str = "/", token: str | None = None) -> None:
@@ -168,15 +186,11 @@ def sign_in(page: Page, served: Served, path: str = "/", token: str | None = Non
     page.wait_for_url(served.url + path)
 
 
-def errors_of(page: Page) -> list[str]:
-    return list(page.errors)  # type: ignore[attr-defined]
-
-
 # -- the tests --------------------------------------------------------------------
 
 
 def test_sign_in_open_a_thread_expand_a_tool_call_and_follow_a_sub_agent(
-    page: Page, served: Served
+    page: Page, served: Served, console_errors: list[str]
 ) -> None:
     sign_in(page, served)
     assert page.locator("span.who").inner_text() == "team-a · alice"
@@ -198,8 +212,10 @@ def test_sign_in_open_a_thread_expand_a_tool_call_and_follow_a_sub_agent(
     operation.locator("summary").click()
     page.locator("details.op .dl-add").wait_for()
     assert page.locator("details.op .dl-add").inner_text() == "+    return user.password_ok"
+    assert page.locator("details.op .op-files").count() == 0
 
     page.wait_for_selector("#live[data-state=on]")
+    page.locator("#costs dt:text-is('Total cost')").first.wait_for()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "thread-page.png"), full_page=True)
 
@@ -207,7 +223,7 @@ def test_sign_in_open_a_thread_expand_a_tool_call_and_follow_a_sub_agent(
     page.wait_for_url(f"{served.url}/threads/{served.seeded.sub}")
     assert page.locator("#thread-title").inner_text() == "Task: find every caller of login"
     assert page.locator("a.up").get_attribute("href") == f"/threads/{MAIN}"
-    assert errors_of(page) == []
+    assert console_errors == []
 
 
 def test_search_from_the_thread_list(page: Page, served: Served) -> None:
@@ -223,12 +239,15 @@ def test_search_from_the_thread_list(page: Page, served: Served) -> None:
     assert page.locator("#thread-title").inner_text() == "Fix the login bug"
 
 
-def test_a_message_appended_through_the_api_appears_live(page: Page, served: Served) -> None:
-    sign_in(page, served, f"/threads/{MAIN}")
+def test_a_message_appended_through_the_api_appears_live(
+    page: Page, served: Served, console_errors: list[str]
+) -> None:
+    watched = served.seeded.sub
+    sign_in(page, served, f"/threads/{watched}")
     page.wait_for_selector("#live[data-state=on]")
     before = int(page.locator("[data-stat=messages]").inner_text())
     with served.api() as api:
-        head = api.get(f"/v1/threads/{MAIN}", params={"limit": 0}).json()["head"]
+        head = api.get(f"/v1/threads/{watched}", params={"limit": 0}).json()["head"]
         message = Message(
             id="m-live",
             role="assistant",
@@ -239,7 +258,7 @@ def test_a_message_appended_through_the_api_appears_live(page: Page, served: Ser
             "base_version": head["v"],
             "deltas": [orjson.loads(MessageDelta.of(message).model_dump_json())],
         }
-        assert api.post(f"/v1/threads/{MAIN}/deltas", json=body).status_code == 200
+        assert api.post(f"/v1/threads/{watched}/deltas", json=body).status_code == 200
     appeared = page.locator("#m-m-live")
     appeared.wait_for(state="visible")
     assert appeared.locator(".content strong").inner_text() == "elsewhere"
@@ -250,7 +269,7 @@ def test_a_message_appended_through_the_api_appears_live(page: Page, served: Ser
     )
     assert page.locator("[data-stat=v]").inner_text() == str(head["v"] + 1)
     assert page.locator("article.msg").last.get_attribute("id") == "m-m-live"
-    assert errors_of(page) == []
+    assert console_errors == []
 
 
 def test_older_messages_load_when_scrolling_up(page: Page, served: Served) -> None:
@@ -265,15 +284,38 @@ def test_older_messages_load_when_scrolling_up(page: Page, served: Served) -> No
     page.wait_for_selector("article.msg[data-index='0']", state="attached")
     assert articles.count() == 120
     page.locator("#older .start").wait_for()
-    indices = [int(i) for i in page.eval_on_selector_all("article.msg", "a => a.map(e => e.dataset.index)")]
+    indices = [
+        int(i) for i in page.eval_on_selector_all("article.msg", "a => a.map(e => e.dataset.index)")
+    ]
     assert indices == list(range(120))
 
 
+def test_a_link_to_an_older_message_pages_back_to_it(page: Page, served: Served) -> None:
+    sign_in(page, served)
+    page.goto(f"{served.url}/threads/{LONG}#m-m-long-005")
+    target = page.locator("#m-m-long-005")
+    target.wait_for(state="visible")
+    assert target.get_attribute("data-index") == "5"
+    assert page.locator("article.msg").first.get_attribute("data-index") == "0"
+    assert target.evaluate(
+        """el => {
+            const pane = document.getElementById('messages').getBoundingClientRect();
+            const box = el.getBoundingClientRect();
+            return box.bottom > pane.top && box.top < pane.bottom;
+        }"""
+    )
+
+
 def test_script_and_javascript_links_in_messages_render_as_text(
-    page: Page, served: Served
+    page: Page, served: Served, console_errors: list[str]
 ) -> None:
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     sign_in(page, served, f"/threads/{XSS}")
     page.locator("#m-m-hostile-0 .content").wait_for()
     assert page.locator("#m-m-hostile-0 .content").inner_text() == "<script>alert(1)</script>"
@@ -301,13 +343,14 @@ def test_script_and_javascript_links_in_messages_render_as_text(
     }
     page.wait_for_timeout(300)  # a dialog would have opened by now
     assert dialogs == []
-    assert errors_of(page) == []
+    assert console_errors == []
 
 
 def test_another_workspaces_thread_is_not_reachable(page: Page, served: Served) -> None:
     sign_in(page, served)
     response = page.goto(f"{served.url}/threads/{OTHER}")
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     assert page.locator("h1").inner_text() == "Not found"
     assert "secret" not in page.content()
 
@@ -324,3 +367,23 @@ def test_sign_out_ends_the_session(page: Page, served: Served) -> None:
     assert page.context.cookies() == []
     page.goto(served.url + "/")
     assert page.url.startswith(f"{served.url}/login?next=")
+
+
+def test_pages_fit_a_phone_screen(browser: Browser, served: Served) -> None:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    context.set_default_timeout(WAIT_MS)
+    try:
+        phone = context.new_page()
+        sign_in(phone, served)
+        overflow = "() => document.documentElement.scrollWidth - window.innerWidth"
+        assert phone.evaluate(overflow) <= 0
+        assert phone.locator("table.threads thead").is_hidden()
+        phone.goto(f"{served.url}/threads/{MAIN}")
+        phone.locator("#c-toolu_edit summary").click()
+        assert phone.evaluate(overflow) <= 0
+        ARTIFACTS.mkdir(exist_ok=True)
+        phone.screenshot(path=str(ARTIFACTS / "thread-page-phone.png"))
+    finally:
+        context.close()

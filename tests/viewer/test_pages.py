@@ -15,6 +15,7 @@ from tests.viewer.dom import Node, parse
 from tests.viewer.seeding import ARCHIVED, HOSTILE, LONG, MAIN, NEW_CONTENT, OTHER, XSS
 from threadline.deltas import MessageDelta, TruncateDelta
 from threadline.model import Message
+from threadline.store import ThreadStore
 from threadline.viewer.render import link_allowed, markdown
 from threadline.viewer.session import CONTENT_SECURITY_POLICY, COOKIE
 
@@ -202,7 +203,10 @@ async def test_search_finds_messages_and_titles_with_highlights(site: Site) -> N
     marks = {mark.text.lower() for mark in document.all("mark")}
     assert marks == {"password"}
     titled = await page(site, "/?q=long+session")
-    found = {(hit.one("a", "hit-thread").text, hit.one("span", "badge").text) for hit in titled.all("li", "hit")}
+    found = {
+        (hit.one("a", "hit-thread").text, hit.one("span", "badge").text)
+        for hit in titled.all("li", "hit")
+    }
     assert ("A long session", "title") in found
     nothing = await page(site, "/?q=zebra")
     assert nothing.one("p", "empty").text == "Nothing matches zebra."
@@ -251,8 +255,9 @@ async def test_thread_page_shows_messages_tools_usage_tree_files_and_history(
     assert done.one("table").all("td")[0].text == "auth.py"
     assert done.one("span", "cost").classes == {"cost", "cost-computed"}
 
-    costs = document.all("dl", "costs")
-    assert costs[0].all("dd")[0].text.startswith("$0.0")
+    reported = document.one("dl", "costs")
+    assert [dd.text for dd in reported.all("dd")] == ["$0.0323 (+1 unpriced)", "4,500", "260"]
+    assert document.by_id("costs").attrs["data-fragment"] == f"/threads/{MAIN}/costs?fragment=true"
     tree = document.one("ul", "tree")
     assert tree.one("strong").text == "Fix the login bug"
     tree_links = {a.text: a.attrs["href"] for a in tree.all("a", "tree-link")}
@@ -268,6 +273,28 @@ async def test_thread_page_shows_messages_tools_usage_tree_files_and_history(
     assert history == [f"v{n}" for n in range(9, 0, -1)]
     env = document.one("dl", "env")
     assert [dt.text for dt in env.all("dt")] == ["cwd", "git_branch"]
+
+
+async def test_cost_report_fragment_prices_what_was_not_reported(site: Site) -> None:
+    store = ThreadStore(await site.storage.recorder("team-a"))
+    expected = await store.cost_report(MAIN, by="model")
+    assert expected.total.computed_messages == 1
+    response = await site.a.get(f"/threads/{MAIN}/costs", params={"fragment": "true"})
+    assert response.status_code == 200
+    fragment = parse(response.text)
+    own, with_tree = fragment.all("dl", "costs")
+    values = {dt.text: dd.text for dt, dd in zip(own.all("dt"), own.all("dd"), strict=True)}
+    assert values == {
+        "Total cost": f"${expected.total.cost_usd:,.4f}",
+        "of which computed": f"${expected.total.computed_cost_usd:,.4f} (1 msgs)",
+        "Input": "4,500",
+        "Output": "260",
+        "Responses": "3",
+    }
+    assert with_tree.one("dd", "total-cost").text == f"${expected.total.cost_usd:,.4f}"
+    whole = await page(site, f"/threads/{MAIN}/costs")
+    assert whole.one("p", "meta").text.startswith("Prices of responses that reported no cost")
+    assert (await site.a.get(f"/threads/{OTHER}/costs?fragment=true")).status_code == 404
 
 
 async def test_a_sub_agent_links_back_to_its_parent(site: Site) -> None:
@@ -450,16 +477,32 @@ async def test_pages_send_a_strict_content_security_policy(site: Site) -> None:
 
 
 async def test_another_workspaces_thread_answers_404_like_an_unknown_one(site: Site) -> None:
-    urls = ("/threads/{}", "/threads/{}/history", "/threads/{}/files")
+    urls = ("/threads/{}", "/threads/{}/history", "/threads/{}/files", "/threads/{}/costs")
     for template in urls:
         theirs = await site.a.get(template.format(OTHER))
         unknown = await site.a.get(template.format("T-nothing"))
         assert (theirs.status_code, unknown.status_code) == (404, 404), template
         assert theirs.text.replace(OTHER, "ID") == unknown.text.replace("T-nothing", "ID")
-        assert "secret" not in theirs.text and "Team B" not in theirs.text
+        assert "secret" not in theirs.text
+        assert "Team B" not in theirs.text
     fragment = await site.a.get(f"/threads/{OTHER}/messages")
     assert fragment.status_code == 404
     mine = await site.b.get(f"/threads/{OTHER}")
     assert mine.status_code == 200
     assert (await site.b.get(f"/threads/{MAIN}")).status_code == 404
     assert "Fix the login bug" not in (await site.b.get("/")).text
+
+
+async def test_thread_ids_with_url_characters_round_trip(site: Site) -> None:
+    odd = 'T-a b?c#d%e<f>"g'
+    body = {"id": odd, "title": "odd id", "messages": [{"role": "user", "content": "hi"}]}
+    assert (await site.a.post("/v1/threads", json=body)).status_code == 201
+    link = rows(await page(site, "/"))["odd id"]
+    assert link[0] == f"odd id {odd}"
+    href = (await page(site, "/")).all("a", "thread-link")[0].attrs["href"]
+    assert href == "/threads/T-a%20b%3Fc%23d%25e%3Cf%3E%22g"
+    document = await page(site, href)
+    assert document.by_id("messages").attrs["data-thread-id"] == odd
+    assert document.one("h1").text == "odd id"
+    fragment = await site.a.get(f"{href}/messages", params={"before": 1})
+    assert (fragment.status_code, fragment.json()["first_index"]) == (200, 0)

@@ -202,7 +202,11 @@ def _pull_one(
         update(conn, SyncUpdate(thread_id, remote_v=item.remote_v))
         return "noted"
     conn.execute("RELEASE pull")
-    update(conn, SyncUpdate(thread_id, synced_v=head.v, remote_v=max(head.v, item.remote_v)))
+    # Level with the server: an earlier failure is over.
+    level = SyncUpdate(
+        thread_id, synced_v=head.v, remote_v=max(head.v, item.remote_v), succeeded=True
+    )
+    update(conn, level)
     return "applied"
 
 

@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from threadline.deltas import Delta, ThreadCreate
-from threadline.model import ThreadHead
+from threadline.model import Thread, ThreadHead
 from threadline.recorders.base import ThreadRecorder
 
 ThreadKind = Literal["main", "summary", "subagent"]
 THREAD_KINDS: tuple[ThreadKind, ...] = ("main", "summary", "subagent")
 
 
-def thread_kind(thread: ThreadHead | ThreadCreate) -> ThreadKind:
+def thread_kind(thread: Thread | ThreadHead | ThreadCreate) -> ThreadKind:
     """A sub-agent thread has a parent, a summary thread a source; the rest are main."""
     if thread.parent_thread_id is not None:
         return "subagent"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, computed_field
 
 from threadline.deltas import Delta
 from threadline.model import Message, ThreadHead
@@ -130,10 +130,30 @@ class MessagesPage(_Wire):
     archived: bool = False
 
 
-class ThreadList(_Wire):
-    """Heads by newest activity first; pass ``next_cursor`` back for the next page."""
+class ListedHead(ThreadHead):
+    """A head in a listing, with ``archived`` spelled out: an archived thread's
+    head is the metadata kept for it (with ``archived_at``)."""
 
-    threads: list[ThreadHead]
+    model_config = ConfigDict(frozen=True, extra="ignore")  # ``archived`` is recomputed
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+    @classmethod
+    def of(cls, head: ThreadHead) -> ListedHead:
+        return cls.model_construct(**dict(head))
+
+    def as_head(self) -> ThreadHead:
+        return ThreadHead.model_construct(**dict(self))
+
+
+class ThreadList(_Wire):
+    """Heads by newest activity first (archived threads among them unless asked
+    not to); pass ``next_cursor`` back for the next page."""
+
+    threads: list[ListedHead]
     next_cursor: str | None
 
 
@@ -218,3 +238,36 @@ class WireHit(_Wire):
 
 class SearchResults(_Wire):
     hits: list[WireHit]
+
+
+# -- cold storage (threadline.sync.archive_routes) ----------------------------------
+
+
+class ArchiveInactive(_Wire):
+    """Archive every thread (with its sub-agent threads) inactive for
+    ``older_than_days``; with ``dry_run``, only say which."""
+
+    older_than_days: float = Field(ge=0, le=100_000, allow_inf_nan=False)
+    dry_run: bool = False
+
+
+class ArchiveThese(_Wire):
+    """Archive these threads (each with its sub-agent threads) whatever their
+    activity; with ``dry_run``, only say which would move."""
+
+    thread_ids: list[ThreadId] = Field(min_length=1, max_length=1000)
+    dry_run: bool = False
+
+
+class ArchiveResult(_Wire):
+    """The threads archived (with ``dry_run``, those that would be)."""
+
+    thread_ids: list[str]
+    dry_run: bool
+
+
+class RestoreResult(_Wire):
+    """The threads restored: the one asked for and its archived sub-agent threads
+    (empty if it was active)."""
+
+    thread_ids: list[str]

@@ -50,8 +50,8 @@ from threadline.recorders.base import Change, LinkGraph, ThreadRecorder
 from threadline.recorders.workspaces import Workspaces, open_workspaces
 from threadline.sync import protocol as wire
 from threadline.sync.compression import DecompressRequests
+from threadline.sync.push import Revive, append_all, explain_refusal, push, push_each
 from threadline.sync.push import accepted as accepted_push
-from threadline.sync.push import explain_refusal, push, push_each
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": wire.ErrorBody, "description": text}
@@ -235,10 +235,14 @@ def create_app(
     default_dir: Path | None = None,
     limits: ServerLimits | None = None,
     streams: StreamSettings | None = None,
+    archive_url: str | None = None,
 ) -> FastAPI:
     """The server app. With ``workspaces`` it serves those (the caller closes
     them); else it opens ``db_url`` (PostgreSQL URL or SQLite directory, default
-    ``default_dir``) on startup and closes it on shutdown."""
+    ``default_dir``) on startup and closes it on shutdown. ``archive_url`` is its
+    cold storage (see :mod:`threadline.sync.archive_routes` for the default)."""
+    from threadline.sync.archive_routes import ServerArchive, mount_archive
+
     limits = limits or ServerLimits()
     streams = streams or StreamSettings()
     state: dict[str, Workspaces] = {}
@@ -276,6 +280,8 @@ def create_app(
         if found is None:
             raise StoreClosed()
         return found
+
+    archive = ServerArchive(storage, url=archive_url, default_dir=default_dir)
 
     async def caller(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
@@ -422,22 +428,33 @@ def create_app(
         parent: Annotated[str | None, Query(pattern=wire.THREAD_ID_PATTERN)] = None,
         origin: Annotated[str | None, Query(pattern=wire.THREAD_ID_PATTERN)] = None,
         active_since: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+        archived: bool = True,
     ) -> wire.ThreadList:
         """Threads by newest activity first: all, the sub-agents of ``parent``, or
-        the summaries of ``origin``; only those active since ``active_since`` (ms)."""
+        the summaries of ``origin``; only those active since ``active_since`` (ms).
+        Archived threads are listed too (``archived: true``, their kept metadata)
+        unless ``archived=false``."""
         after = _parse_list_cursor(cursor) if cursor else None
         if parent is not None or origin is not None:
-            heads = await _linked(who.recorder, parent, origin)
+            heads = await _linked(who.recorder, parent, origin, archived=archived)
             if after is not None:
                 heads = [h for h in heads if (h.last_activity, h.id) < after]
         else:
             heads = await who.recorder.list_heads(limit=limit + 1, after=after)
+            if archived:
+                kept = await who.recorder.list_archived(limit=limit + 1, after=after)
+                heads = sorted(
+                    [*heads, *(entry.head for entry in kept)],
+                    key=lambda h: (h.last_activity, h.id),
+                    reverse=True,
+                )
         if active_since is not None:
             heads = [h for h in heads if h.last_activity >= active_since]
         more = len(heads) > limit
         heads = heads[:limit]
         return wire.ThreadList(
-            threads=heads, next_cursor=_cursor_of(heads[-1]) if more and heads else None
+            threads=[wire.ListedHead.of(h) for h in heads],
+            next_cursor=_cursor_of(heads[-1]) if more and heads else None,
         )
 
     async def messages_page(
@@ -476,8 +493,11 @@ def create_app(
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> wire.MessagesPage:
         """Up to ``limit`` messages ending before position ``before`` (default: the
-        newest), skipping ``offset`` more; oldest first."""
-        return await messages_page(who.recorder, thread_id, limit, offset, before)
+        newest), skipping ``offset`` more; oldest first. An archived thread is
+        restored first."""
+        return await archive.reviving(
+            who, thread_id, lambda: messages_page(who.recorder, thread_id, limit, offset, before)
+        )
 
     @app.delete("/v1/threads/{thread_id}", status_code=204, tags=["threads"], responses=_ERRORS)
     async def delete_thread(thread_id: ThreadIdPath, who: Auth) -> Response:
@@ -494,17 +514,22 @@ def create_app(
         since: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
         limit: Annotated[int, Query(ge=1, le=limits.max_page_size)] = limits.max_page_size,
     ) -> wire.DeltasPage:
-        """The logged deltas after version ``since`` (delta sync), oldest first."""
-        records = await who.recorder.deltas(thread_id, after=since, upto=since + limit)
-        head = await who.recorder.head(thread_id)
-        if head is None:
-            raise ThreadNotFound(thread_id)
-        return wire.DeltasPage(
-            thread_id=thread_id,
-            version=head.v,
-            deltas=[wire.WireDelta(v=r.v, at=r.at, delta=r.delta) for r in records],
-            has_more=bool(records) and records[-1].v < head.v,
-        )
+        """The logged deltas after version ``since`` (delta sync), oldest first. An
+        archived thread is restored first."""
+
+        async def read() -> wire.DeltasPage:
+            records = await who.recorder.deltas(thread_id, after=since, upto=since + limit)
+            head = await who.recorder.head(thread_id)
+            if head is None:
+                raise ThreadNotFound(thread_id)
+            return wire.DeltasPage(
+                thread_id=thread_id,
+                version=head.v,
+                deltas=[wire.WireDelta(v=r.v, at=r.at, delta=r.delta) for r in records],
+                has_more=bool(records) and records[-1].v < head.v,
+            )
+
+        return await archive.reviving(who, thread_id, read)
 
     @app.post(
         "/v1/threads/{thread_id}/deltas",
@@ -526,6 +551,7 @@ def create_app(
             body.base_version,
             body.deltas,
             max_missing=limits.max_page_size,
+            revive=archive.reviver(who),
         )
         if isinstance(result, wire.PushConflict):
             return JSONResponse(result.model_dump(mode="json"), status_code=409)  # type: ignore[return-value]
@@ -540,9 +566,12 @@ def create_app(
         for item in body.pushes:
             check_push(item.thread_id, item.base_version, item.deltas)
         appends = [(p.thread_id, p.base_version, p.deltas) for p in body.pushes]
+        revive = archive.reviver(who)
         if body.atomic:
-            return await _push_atomic(who.recorder, appends, limits.max_page_size)
-        outcomes = await push_each(who.recorder, appends, max_missing=limits.max_page_size)
+            return await _push_atomic(who.recorder, appends, limits.max_page_size, revive)
+        outcomes = await push_each(
+            who.recorder, appends, max_missing=limits.max_page_size, revive=revive
+        )
         results = [
             _batch_result(p.thread_id, o) for p, o in zip(body.pushes, outcomes, strict=True)
         ]
@@ -659,14 +688,16 @@ def create_app(
     from threadline.viewer import mount_viewer
 
     mount_viewer(app, storage)
+    # -- cold storage (threadline.sync.archive_routes): /v1/archive, /restore
+    mount_archive(app, archive, caller)
     return app
 
 
 async def _linked(
-    recorder: ThreadRecorder, parent: str | None, origin: str | None
+    recorder: ThreadRecorder, parent: str | None, origin: str | None, *, archived: bool
 ) -> list[ThreadHead]:
     """Heads of the sub-agents of ``parent`` and/or the summaries of ``origin``,
-    newest activity first."""
+    newest activity first (with ``archived``, the kept heads of archived ones too)."""
     wanted: list[str] = []
     for source, kind in ((parent, "child"), (origin, "summary")):
         if source is None:
@@ -680,6 +711,11 @@ async def _linked(
         else:
             wanted = ids
     heads = await recorder.heads_many(list(dict.fromkeys(wanted)))
+    if archived:
+        for thread_id in (i for i in wanted if i not in heads):
+            entry = await recorder.archived(thread_id)
+            if entry is not None:
+                heads[thread_id] = entry.head
     return sorted(heads.values(), key=lambda h: (h.last_activity, h.id), reverse=True)
 
 
@@ -732,10 +768,13 @@ def _status_of(exc: ThreadlineError) -> tuple[int, str]:
 
 
 async def _push_atomic(
-    recorder: ThreadRecorder, appends: list[tuple[str, int, list[Delta]]], max_missing: int
+    recorder: ThreadRecorder,
+    appends: list[tuple[str, int, list[Delta]]],
+    max_missing: int,
+    revive: Revive,
 ) -> wire.BatchResponse:
     try:
-        heads = await recorder.append_many(appends)
+        heads = await append_all(recorder, appends, revive=revive)
     except ThreadlineError as exc:
         failed = getattr(exc, "thread_id", None)
         results: list[wire.BatchResult] = []

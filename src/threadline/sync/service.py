@@ -507,8 +507,9 @@ class SyncService:
         shared = _common_prefix(mine, theirs)
         common = synced + shared
         if shared == len(theirs):  # the server has nothing this replica lacks
+            level = common == local_v
             await self.local.update_sync(
-                [SyncUpdate(thread_id, synced_v=common, remote_v=remote_v)]
+                [SyncUpdate(thread_id, synced_v=common, remote_v=remote_v, succeeded=level)]
             )
             return replace(state, local_v=local_v, synced_v=common, remote_v=remote_v)
         if shared == len(mine):  # this replica has nothing the server lacks

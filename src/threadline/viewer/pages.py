@@ -19,8 +19,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from threadline.auth import authenticate
+from threadline.cli.render import describe_delta
 from threadline.errors import OperationNotFound, ThreadArchived, ThreadNotFound
-from threadline.files import FileOperation
 from threadline.model import Message, ThreadHead, ThreadPage
 from threadline.recorders.base import RecordedDelta
 from threadline.recorders.workspaces import Workspaces
@@ -229,38 +229,55 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
         store = viewer.store
         try:
             page = await store.load_thread(thread_id, limit=PAGE_SIZE, before=before)
+            head = page.head
+            operations = await store.file_operations(thread_id, diffs=False)
+            tree, tree_left_out = await _tree(viewer, thread_id)
+            history = await store.history(thread_id, after=max(0, head.v - HISTORY_SHOWN))
         except ThreadArchived:
             entry = await store.archived_thread(thread_id)
             if entry is None:  # restored meanwhile: show it
                 return RedirectResponse(request.url.path, 303, headers=_headers())
             return await _html("archived.html", viewer=viewer, head=entry.head, entry=entry)
-        except ThreadNotFound:
+        except ThreadNotFound:  # also when deleted while this page was read
             return await _not_found(viewer, thread_id)
-        head = page.head
-        operations = await _file_operations(viewer, thread_id)
         changes = [diff.change for op in operations for diff in op.changes]
-        tree = await _tree(viewer, thread_id)
-        own_cost = await store.cost_report(thread_id, by="model")
-        tree_cost = (
-            await store.cost_report(thread_id, tree=True) if _has_below(tree, thread_id) else None
-        )
-        history = await store.history(thread_id, after=max(0, head.v - HISTORY_SHOWN))
         return await _html(
             "thread.html",
             viewer=viewer,
             head=head,
-            views=message_views(page.messages, page.first_index, group_files(changes)),
+            views=await asyncio.to_thread(  # markdown and pricing: CPU work, off the loop
+                message_views, page.messages, page.first_index, group_files(changes)
+            ),
             first_index=page.first_index,
             end_index=page.first_index + len(page.messages),
             has_more=page.has_more,
             at_end=page.first_index + len(page.messages) >= head.message_count,
-            own_cost=own_cost,
-            tree_cost=tree_cost,
             tree=tree,
+            tree_left_out=tree_left_out,
             operations=operations,
             history=_history_rows(history),
             history_more=head.v > HISTORY_SHOWN,
         )
+
+    @router.get("/threads/{thread_id}/costs")
+    async def costs(request: Request, thread_id: str, fragment: bool = False) -> Response:
+        """The cost report (by model, priced where responses reported no cost, and
+        with the thread's sub-agents and summaries): fetched after the page shows,
+        since it sums every response of the thread."""
+        viewer = await viewer_of(request)
+        if viewer is None:
+            return _unauthorized() if fragment else _to_login(request, forget=False)
+        store = viewer.store
+        try:
+            head = (await store.load_thread(thread_id, limit=0)).head
+            own = await store.cost_report(thread_id, by="model")
+            below = head.child_thread_ids or head.summary_thread_ids
+            tree = await store.cost_report(thread_id, tree=True) if below else None
+        except (ThreadNotFound, ThreadArchived):
+            return _not_found_json(thread_id) if fragment else await _not_found(viewer, thread_id)
+        if fragment:
+            return await _html("_costs.html", head=head, own_cost=own, tree_cost=tree)
+        return await _html("costs.html", viewer=viewer, head=head, own_cost=own, tree_cost=tree)
 
     @router.get("/threads/{thread_id}/messages")
     async def messages_fragment(
@@ -368,12 +385,9 @@ async def _list_heads(
     return list(listed.threads), listed.next_cursor
 
 
-async def _file_operations(viewer: Viewer, thread_id: str) -> list[FileOperation]:
-    return await viewer.store.file_operations(thread_id, diffs=False)
-
-
-async def _tree(viewer: Viewer, thread_id: str) -> TreeItem:
-    """The sub-agent and summary tree this thread belongs to, from its root."""
+async def _tree(viewer: Viewer, thread_id: str) -> tuple[TreeItem, int]:
+    """The sub-agent and summary tree this thread belongs to, from its root (its
+    first :data:`TREE_LIMIT` threads, depth first), and how many were left out."""
     store = viewer.store
     root = await store.get_root_thread(thread_id)
     tree: ThreadTree | None = None
@@ -399,23 +413,11 @@ async def _tree(viewer: Viewer, thread_id: str) -> TreeItem:
         items[node.id] = item
         if node.parent_id is not None and node.parent_id in items:
             items[node.parent_id].below.append(item)
-    return items[tree.root_id]
-
-
-def _has_below(tree: TreeItem, thread_id: str) -> bool:
-    stack = [tree]
-    while stack:
-        item = stack.pop()
-        if item.id == thread_id:
-            return bool(item.below)
-        stack.extend(item.below)
-    return False
+    return items[tree.root_id], max(0, len(tree.nodes) - TREE_LIMIT)
 
 
 def _history_rows(records: list[RecordedDelta]) -> list[tuple[int, int, str, str]]:
     """(version, time, type, what it did), newest first."""
-    from threadline.cli.render import describe_delta
-
     return [(r.v, r.at, r.delta.type, describe_delta(r.delta)) for r in reversed(records)]
 
 
@@ -425,7 +427,7 @@ async def _fragment(
     files = {}
     if any(message.tool_calls for message in messages):
         files = group_files(await viewer.store.file_changes(page.head.id))
-    views = message_views(messages, first, files)
+    views = await asyncio.to_thread(message_views, messages, first, files)
     html = await asyncio.to_thread(render, "_messages.html", views=views)
     head = page.head
     return {

@@ -66,9 +66,26 @@
             if (!response.ok) throw new Error("HTTP " + response.status);
             return response.text();
           })
-          .then(function (html) { slot.replaceChildren(parse(html)); })
+          .then(function (html) {
+            slot.replaceChildren(parse(html));
+            var summary = op.querySelector(".op-files"); // the diff names the files again
+            if (summary) summary.remove();
+          })
           .catch(function () { op.removeAttribute("data-loaded"); });
       });
+    });
+  }
+
+  // Parts that take longer to compute (the cost report) arrive after the page.
+  function lateFragments() {
+    document.querySelectorAll("[data-fragment]").forEach(function (slot) {
+      fetch(slot.getAttribute("data-fragment"), { credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.text();
+        })
+        .then(function (html) { slot.replaceChildren(parse(html)); })
+        .catch(function () { /* the link inside the slot still leads to it */ });
     });
   }
 
@@ -119,9 +136,9 @@
     }
 
     function loadOlder() {
-      if (state.loadingOlder || !state.hasMore) return;
+      if (state.loadingOlder || !state.hasMore) return Promise.resolve();
       state.loadingOlder = true;
-      getJSON(base + "/messages?before=" + state.first)
+      return getJSON(base + "/messages?before=" + state.first)
         .then(function (data) {
           var height = pane.scrollHeight;
           var top = pane.scrollTop;
@@ -207,11 +224,25 @@
       });
     }
 
+    // A link to a message further back (a search hit): page back to it, up to
+    // SEEK_PAGES pages, then leave the rest to scrolling.
+    var SEEK_PAGES = 20;
+    function seek(hash, pages) {
+      var id = decodeURIComponent(hash.slice(1));
+      if (document.getElementById(id) || !state.hasMore || pages >= SEEK_PAGES) {
+        if (!document.getElementById(id)) say("That message is further back: scroll up to it.");
+        openTarget();
+        return;
+      }
+      loadOlder().then(function () { seek(hash, pages + 1); });
+    }
+
     nameResults(list);
-    if (location.hash) {
+    pane.scrollTop = pane.scrollHeight; // the newest message first
+    if (location.hash.indexOf("#m-") === 0) {
+      seek(location.hash, 0);
+    } else if (location.hash) {
       openTarget();
-    } else {
-      pane.scrollTop = pane.scrollHeight; // the newest message first
     }
     if ("IntersectionObserver" in window) {
       new IntersectionObserver(function (entries) {
@@ -230,6 +261,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     lazyDiffs();
+    lateFragments();
     window.addEventListener("hashchange", openTarget);
     var pane = document.getElementById("messages");
     if (pane) threadPage(pane);
