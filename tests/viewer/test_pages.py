@@ -110,6 +110,14 @@ async def test_sign_in_and_out_from_another_site_are_refused(site: Site) -> None
     out = await site.anonymous.post("/logout", headers=evil)
     assert out.status_code == 403
     assert "set-cookie" not in out.headers
+    hidden = await site.anonymous.post(
+        "/login", data={"token": site.seeded.token_a}, headers={"Origin": "null"}
+    )
+    assert hidden.status_code == 403
+    cross = await site.anonymous.post(
+        "/login", data={"token": site.seeded.token_a}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert cross.status_code == 403
 
 
 @pytest.mark.parametrize(
