@@ -5,10 +5,21 @@ Run: ``.venv/bin/python bench/server.py [--quick]`` (needs Debian's
 
 1. 16 concurrent HTTP clients, each appending one agent message per request to
    its own thread, against ``threadline serve`` on PostgreSQL and on embedded
-   SQLite (a separate process, as deployed): throughput and p50/p99 latency;
-   and the baseline measured in the same run on the same cluster: raw asyncpg
-   single-row ``INSERT`` s of the same message JSON, 8 connections, autocommit.
-   Target: the PostgreSQL server at >= 0.5 of the raw rate.
+   SQLite (a process of its own, as deployed): throughput and p50/p99 latency.
+   Two baselines are measured in the same run, alternating with the server so
+   that a noisy neighbour slows all of them:
+
+   - raw asyncpg single-row ``INSERT`` s of the same message JSON, 8
+     connections, autocommit, on the same cluster. Target: the PostgreSQL
+     server at >= 0.5 of its rate.
+   - a minimal FastAPI endpoint under uvicorn, like the server's push route but
+     with no auth, no validation and no database: the most a Python HTTP server
+     answers on this machine, so the ceiling of any server's ratio.
+
+   The clients speak HTTP/1.1 over plain asyncio streams, not httpx: httpx
+   spends more CPU per request than the server does, and the clients share the
+   machine's cores with the server and PostgreSQL. The CPU time each process
+   spends per request (from ``/proc``, Linux only) shows where the time goes.
 2. The newest page (50 messages) of a 100,000-message thread over HTTP: p50, p99.
 """
 
@@ -22,13 +33,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import orjson
+from fastapi import FastAPI, Request, Response
 
 from _common import Timings, heading, line, message_stream, ms, per_s, take
 from threadline.auth import create_token
@@ -40,14 +54,31 @@ from threadline.testing import TemporaryPostgres, free_port
 
 CLIENTS = 16
 RAW_CONNECTIONS = 8
+WARMUP = 5  # untimed requests per client first: connections, caches, prepared statements
+
+# -- the servers -------------------------------------------------------------------
+
+
+def minimal_app() -> FastAPI:
+    """The HTTP baseline: the push route's shape (POST, path parameter, JSON body
+    read, small JSON answer) with none of its work."""
+    app = FastAPI()
+
+    @app.post("/v1/threads/{thread_id}/deltas")
+    async def push(thread_id: str, request: Request) -> Response:
+        await request.body()
+        return Response(b'{"version":2}', media_type="application/json")
+
+    return app
 
 
 @contextmanager
-def serve(db: str) -> Iterator[str]:
-    """``threadline serve --db db`` in a process of its own; its base URL."""
+def serve(command: list[str]) -> Iterator[tuple[str, int]]:
+    """An HTTP server (``command`` plus ``--port``) in a process of its own, as
+    deployed: its base URL and process id."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "threadline", "serve", "--db", db, "--port", str(port)],
+        [*command, "--port", str(port)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -57,14 +88,14 @@ def serve(db: str) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
+                raise RuntimeError(f"the server did not start: {command}")
             time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -74,46 +105,190 @@ def serve(db: str) -> Iterator[str]:
             process.wait()
 
 
-def push(base: int, message: Message) -> bytes:
+def threadline_server(db: str) -> list[str]:
+    return [sys.executable, "-m", "threadline", "serve", "--db", db]
+
+
+def minimal_server() -> list[str]:
+    here = str(Path(__file__).parent)
+    factory = f"{Path(__file__).stem}:minimal_app"
+    return [sys.executable, "-m", "uvicorn", "--app-dir", here, "--factory", factory]
+
+
+# -- where the CPU goes ---------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (Linux)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds these processes have used (0 without /proc)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = _stat(pid)
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its child processes (PostgreSQL: the postmaster and its backends)."""
+    pids = [pid]
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if int(_stat(int(entry.name))[1]) == pid:
+                pids.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def parent_of(pid: int) -> int:
+    try:
+        return int(_stat(pid)[1])
+    except OSError:
+        return 0
+
+
+@dataclass
+class Load:
+    """Requests of one kind: their timings and the CPU seconds that each process
+    (the clients, the server, PostgreSQL) spent on them."""
+
+    timings: Timings = field(default_factory=Timings.empty)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    async def measure(self, run: Awaitable[Timings], processes: dict[str, list[int]]) -> None:
+        before = {side: cpu_seconds(pids) for side, pids in processes.items()}
+        clients = time.process_time()
+        timings = await run
+        self.cpu["clients"] = self.cpu.get("clients", 0.0) + time.process_time() - clients
+        for side, pids in processes.items():
+            self.cpu[side] = self.cpu.get(side, 0.0) + cpu_seconds(pids) - before[side]
+        self.timings.add(timings)
+
+    def cpu_line(self) -> str:
+        """Milliseconds of CPU per request, by process."""
+        count = self.timings.operations
+        parts = [f"{side} {seconds / count * 1e3:.2f}" for side, seconds in self.cpu.items()]
+        return " + ".join(parts) + f" = {sum(self.cpu.values()) / count * 1e3:.2f} ms"
+
+
+# -- the clients -----------------------------------------------------------------------
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection: a request, then its whole response.
+
+    Just enough HTTP for uvicorn's answers (``Content-Length`` bodies, no
+    compression asked for), at a fraction of httpx's CPU per request."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        parts = urlsplit(url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+        fixed = {"Host": f"{self._host}:{self._port}", **headers}
+        self._headers = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode()
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self._host, self._port)
+        reader, writer = self._streams
+        writer.write(
+            b"%s %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
+            % (method.encode(), target.encode(), self._headers, len(body), body)
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for header in head.split(b"\r\n")[1:]:
+            name, _, value = header.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        return status, await reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            await self._streams[1].wait_closed()
+
+
+def push_body(base: int, message: Message) -> bytes:
     delta = orjson.loads(delta_to_json(MessageDelta.of(message)))
     return orjson.dumps({"base_version": base, "deltas": [delta]})
 
 
-async def http_appends(url: str, token: str, messages: list[Message], per_client: int) -> Timings:
-    """CLIENTS concurrent clients, each appending per_client messages to its own thread."""
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+async def concurrent_posts(
+    url: str, headers: dict[str, str], requests: list[list[tuple[str, bytes]]]
+) -> Timings:
+    """One client per list of ``(path, body)``, all at once, each over its own
+    connection; the first WARMUP requests of each are not timed."""
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
-        threads = [f"T-bench-{os.getpid()}-{time.monotonic_ns()}-{c}" for c in range(CLIENTS)]
-        for thread_id in threads:
-            created = await http.post("/v1/threads", content=orjson.dumps({"id": thread_id}))
-            assert created.status_code == 201, created.text
+    warm = asyncio.Barrier(len(requests) + 1)
+    go = asyncio.Event()
 
-        async def client(c: int) -> None:
-            version = 1
-            for n in range(per_client):
-                body = push(version, messages[(c * per_client + n) % len(messages)])
+    async def client(posts: list[tuple[str, bytes]]) -> None:
+        connection = HttpConnection(url, headers)
+        try:
+            for n, (path, body) in enumerate(posts):
+                if n == WARMUP:
+                    await warm.wait()
+                    await go.wait()
                 started = time.perf_counter()
-                response = await http.post(f"/v1/threads/{threads[c]}/deltas", content=body)
-                latencies.append(time.perf_counter() - started)
-                assert response.status_code == 200, response.text
-                version += 1
+                status, answer = await connection.request("POST", path, body)
+                if n >= WARMUP:
+                    latencies.append(time.perf_counter() - started)
+                assert status == 200, answer
+        finally:
+            await connection.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(client(c) for c in range(CLIENTS)))
-        wall = time.perf_counter() - started
+    tasks = [asyncio.create_task(client(posts)) for posts in requests]
+    await warm.wait()
+    started = time.perf_counter()
+    go.set()
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - started
     return Timings(latencies, wall=wall, operations=len(latencies))
 
 
-async def raw_inserts(dsn: str, bodies: list[bytes], total: int) -> Timings:
+def auth(token: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    return headers if token is None else {**headers, "Authorization": f"Bearer {token}"}
+
+
+async def append_requests(
+    url: str, token: str | None, messages: list[Message], per_client: int
+) -> list[list[tuple[str, bytes]]]:
+    """The pushes of CLIENTS clients, each appending to a thread of its own (made
+    here, unless ``token`` is None: the minimal endpoint has no threads)."""
+    threads = [f"T-bench-{os.getpid()}-{time.monotonic_ns()}-{c}" for c in range(CLIENTS)]
+    if token is not None:
+        async with httpx.AsyncClient(base_url=url, headers=auth(token), timeout=60) as http:
+            for thread_id in threads:
+                created = await http.post("/v1/threads", content=orjson.dumps({"id": thread_id}))
+                assert created.status_code == 201, created.text
+    total = WARMUP + per_client
+    return [
+        [
+            (
+                f"/v1/threads/{thread_id}/deltas",
+                push_body(1 + n, messages[(c * total + n) % len(messages)]),
+            )
+            for n in range(total)
+        ]
+        for c, thread_id in enumerate(threads)
+    ]
+
+
+async def raw_inserts(
+    pool: asyncpg.Pool[asyncpg.Record], bodies: list[bytes], total: int
+) -> Timings:
     """The baseline: single-row INSERTs of message JSON (bytea), autocommit, 8 connections."""
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS raw_messages (id bigserial PRIMARY KEY, body bytea NOT NULL)"
-    )
-    await conn.close()
-    pool = await asyncpg.create_pool(dsn, min_size=RAW_CONNECTIONS, max_size=RAW_CONNECTIONS)
     latencies: list[float] = []
     per_connection = total // RAW_CONNECTIONS
 
@@ -130,20 +305,21 @@ async def raw_inserts(dsn: str, bodies: list[bytes], total: int) -> Timings:
     started = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(RAW_CONNECTIONS)))
     wall = time.perf_counter() - started
-    await pool.close()
     return Timings(latencies, wall=wall, operations=len(latencies))
 
 
 async def newest_pages(url: str, token: str, thread_id: str, reads: int) -> Timings:
-    headers = {"Authorization": f"Bearer {token}"}
+    connection = HttpConnection(url, {"Authorization": f"Bearer {token}"})
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+    try:
         for _ in range(reads):
             started = time.perf_counter()
-            response = await http.get(f"/v1/threads/{thread_id}", params={"limit": 50})
+            status, body = await connection.request("GET", f"/v1/threads/{thread_id}?limit=50")
             latencies.append(time.perf_counter() - started)
-            assert response.status_code == 200
-            assert len(response.json()["messages"]) == 50
+            assert status == 200, body
+            assert len(orjson.loads(body)["messages"]) == 50
+    finally:
+        await connection.close()
     return Timings(latencies, wall=sum(latencies), operations=len(latencies))
 
 
@@ -166,8 +342,8 @@ def report(label: str, timings: Timings) -> None:
 
 
 async def main(quick: bool) -> None:
-    per_client = 40 if quick else 150
-    raw_total = 2_000 if quick else 8_000
+    per_client = 60 if quick else 250
+    raw_total = 4_000 if quick else 16_000
     long_size = 10_000 if quick else 100_000
     messages = take(message_stream(3), 2_000)
     bodies = [delta_to_json(MessageDelta.of(m)) for m in messages]
@@ -179,27 +355,60 @@ async def main(quick: bool) -> None:
         sqlite_storage = SqliteWorkspaces(sqlite_dir)
         sqlite_token = await create_token(sqlite_storage, "bench", "bench")
         await sqlite_storage.close()
+        await storage.pool.execute(
+            "CREATE TABLE raw_messages (id bigserial PRIMARY KEY, body bytea NOT NULL)"
+        )
+        raw_pool = await asyncpg.create_pool(
+            dsn, min_size=RAW_CONNECTIONS, max_size=RAW_CONNECTIONS
+        )
+        postmaster_pid = parent_of(await storage.pool.fetchval("SELECT pg_backend_pid()"))
 
         heading(1, f"{CLIENTS} concurrent HTTP clients appending to their own threads")
-        raw = Timings.empty()
-        pg = Timings.empty()
-        with serve(dsn) as url:
-            for _ in range(2):  # alternate, so that a noisy neighbour slows both
-                raw.add(await raw_inserts(dsn, bodies, raw_total // 2))
-                pg.add(await http_appends(url, pg_token, messages, per_client // 2))
-        with serve(str(sqlite_dir)) as url:
-            lite = await http_appends(url, sqlite_token, messages, per_client)
-        report(f"raw asyncpg INSERT, {RAW_CONNECTIONS} connections", raw)
-        report("HTTP append, PostgreSQL server", pg)
-        report("HTTP append, embedded SQLite server", lite)
-        ratio = pg.rate / raw.rate
+        raw, minimal, pg, lite = Load(), Load(), Load(), Load()
+        with (
+            serve(threadline_server(dsn)) as (url, pid),
+            serve(minimal_server()) as (
+                minimal_url,
+                minimal_pid,
+            ),
+        ):
+            await raw_inserts(raw_pool, bodies, RAW_CONNECTIONS * WARMUP)
+            for _ in range(2):  # alternate, so that a noisy neighbour slows all of them
+                postgres = with_children(postmaster_pid)
+                await raw.measure(
+                    raw_inserts(raw_pool, bodies, raw_total // 2), {"PostgreSQL": postgres}
+                )
+                posts = await append_requests(minimal_url, None, messages, per_client // 2)
+                await minimal.measure(
+                    concurrent_posts(minimal_url, auth(None), posts), {"server": [minimal_pid]}
+                )
+                pushes = await append_requests(url, pg_token, messages, per_client // 2)
+                postgres = with_children(postmaster_pid)
+                await pg.measure(
+                    concurrent_posts(url, auth(pg_token), pushes),
+                    {"server": [pid], "PostgreSQL": postgres},
+                )
+        await raw_pool.close()
+        with serve(threadline_server(str(sqlite_dir))) as (url, pid):
+            pushes = await append_requests(url, sqlite_token, messages, per_client)
+            await lite.measure(concurrent_posts(url, auth(sqlite_token), pushes), {"server": [pid]})
+        report(f"raw asyncpg INSERT, {RAW_CONNECTIONS} connections", raw.timings)
+        report("minimal FastAPI endpoint (no auth, no DB)", minimal.timings)
+        report("HTTP append, PostgreSQL server", pg.timings)
+        report("HTTP append, embedded SQLite server", lite.timings)
+        line("CPU per raw INSERT", raw.cpu_line())
+        line("CPU per minimal request", minimal.cpu_line())
+        line("CPU per append, PostgreSQL server", pg.cpu_line())
+        line("CPU per append, SQLite server", lite.cpu_line())
+        ratio = pg.timings.rate / raw.timings.rate
         verdict = "PASS" if ratio >= 0.5 else "MISS"
         line("PostgreSQL server / raw inserts", f"{ratio:.2f}  (target >= 0.5: {verdict})")
-        line("SQLite server / raw inserts", f"{lite.rate / raw.rate:.2f}")
+        line("minimal endpoint / raw inserts", f"{minimal.timings.rate / raw.timings.rate:.2f}")
+        line("SQLite server / raw inserts", f"{lite.timings.rate / raw.timings.rate:.2f}")
 
         heading(2, f"newest page (50) of a {long_size:,}-message thread over HTTP")
         thread_id = await long_thread(storage, "bench", long_size)
-        with serve(dsn) as url:
+        with serve(threadline_server(dsn)) as (url, _):
             await newest_pages(url, pg_token, thread_id, 20)  # warm up
             pages = await newest_pages(url, pg_token, thread_id, 100 if quick else 300)
         line("PostgreSQL server", f"p50 {ms(pages.median)}  p99 {ms(pages.p99)}")

@@ -569,6 +569,7 @@ class TieredStore(ThreadRecorder):
             return None
         self.stats.local_hits += 1
         self._cache(thread)
+        await self._collect()
         if thread.v != head.v:  # written meanwhile: the newer head
             head = await self.local.head(thread_id) or head
         return head, thread

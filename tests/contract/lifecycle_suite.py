@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract.files_suite import ONE, change
 from tests.contract.suite import msg, rich_message
 from threadline.deltas import (
     ChildLinkDelta,
@@ -142,6 +143,33 @@ class LifecycleContract(abc.ABC):
             await recorder.append("T-1", 0, [ThreadCreate(id="T-1")])
         with pytest.raises(ThreadNotFound):
             await recorder.append("T-1", 6, [TitleDelta(value="x")])
+
+    async def test_archiving_is_not_a_change_and_restoring_is(
+        self, recorder: ThreadRecorder
+    ) -> None:
+        log = await self.create(recorder)
+        await self.create(recorder, "T-2")
+        cursor = (await recorder.changes_since(0, limit=100))[-1].cursor
+        await self.archive(recorder, "T-1")
+        assert await recorder.changes_since(cursor, limit=100) == []  # no tombstone
+        restore = LifecycleOp(id="op-r", kind="restore", started=5, objects=())
+        await recorder.commit_restore([log], restore)
+        [restored] = await recorder.changes_since(cursor, limit=100)
+        assert (restored.thread_id, restored.v, restored.deleted) == ("T-1", len(log), False)
+
+    async def test_archiving_keeps_the_file_log(self, recorder: ThreadRecorder) -> None:
+        log = await self.create(recorder)
+        recorded = await recorder.record_file_changes(
+            "T-1", [change("op-1", "a.txt", None, ONE)], [ONE]
+        )
+        await self.archive(recorder, "T-1")
+        assert await recorder.file_changes("T-1") == recorded
+        assert [c.hash for c in await recorder.content_chain(ONE.hash)] == [ONE.hash]
+        with pytest.raises(ThreadNotFound):
+            await recorder.record_file_changes("T-1", [change("op-2", "b.txt", None, ONE)], [])
+        restore = LifecycleOp(id="op-r", kind="restore", started=5, objects=())
+        await recorder.commit_restore([log], restore)
+        assert await recorder.file_changes("T-1") == recorded
 
     async def test_list_archived_pages_by_newest_activity(self, recorder: ThreadRecorder) -> None:
         for i in range(4):

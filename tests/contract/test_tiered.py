@@ -16,11 +16,11 @@ from tests.contract.relations_suite import RelationsContract
 from tests.contract.search_suite import SearchContract
 from tests.contract.suite import RecorderContract
 from threadline.recorders import SqliteRecorder, ThreadRecorder
+from threadline.recorders.sync_state import THREAD_KINDS, ThreadKind
 from threadline.tiered import PersistencePolicy, TieredStore
 
-ALL_LOCAL = {
-    kind: PersistencePolicy(memory_ttl=300.0, local=True, remote=None)
-    for kind in ("main", "summary", "subagent")
+ALL_LOCAL: dict[ThreadKind, PersistencePolicy] = {
+    kind: PersistencePolicy(memory_ttl=300.0, local=True, remote=None) for kind in THREAD_KINDS
 }
 
 

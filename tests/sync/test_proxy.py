@@ -42,7 +42,8 @@ class FaultProxy:
         self.latency = 0.0
         self.requests: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._open: set[asyncio.StreamWriter] = set()
+        self._serving: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -56,36 +57,40 @@ class FaultProxy:
     async def stop(self) -> None:
         assert self._server is not None
         self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for writer in list(self._open):
+            writer.transport.abort()
         await self._server.wait_closed()
+        await asyncio.gather(*self._serving, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._serving.add(task)
+        self._open.add(writer)
         try:
             try:
                 up_reader, up_writer = await asyncio.open_connection(
                     "127.0.0.1", self.upstream_port
                 )
             except OSError:  # the server is down: the client's connection is reset
-                writer.transport.abort()
                 return
-            upstream = asyncio.create_task(self._downstream(up_reader, writer))
-            try:
-                await self._upstream(reader, up_writer)
-            finally:
-                upstream.cancel()
-                with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await upstream
-                up_writer.transport.abort()
-                writer.transport.abort()
+            self._open.add(up_writer)
+            # Whichever side ends (a client gone, a server stopped), both connections go.
+            directions = [
+                asyncio.create_task(self._upstream(reader, up_writer)),
+                asyncio.create_task(self._downstream(up_reader, writer)),
+            ]
+            await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+            up_writer.transport.abort()
+            writer.transport.abort()
+            for direction in directions:
+                with contextlib.suppress(OSError, ConnectionError):
+                    await direction
+            self._open.discard(up_writer)
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            writer.transport.abort()
+            self._open.discard(writer)
+            self._serving.discard(task)
 
     async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while chunk := await reader.read(65536):
@@ -157,7 +162,8 @@ async def test_sync_waits_out_its_backoff_through_faults_and_converges(
         timeout=0.5,  # a black-holed request gives up quickly
     )
     b = replica(clean.url, token, clock=clock, rng=random.Random(2), path=tmp_path / "b.db")
-    assert a.remote is not None and a.sync is not None and b.sync is not None
+    assert a.sync is not None
+    assert b.sync is not None
     try:
         await a.append("T-1", 0, [ThreadCreate(id="T-1", created=0)])
         for n in range(3):
@@ -235,9 +241,8 @@ async def test_sync_waits_out_its_backoff_through_faults_and_converges(
     finally:
         await a.close()
         await b.close()
-        import time
-        t=time.monotonic(); await faulty.stop(); print("faulty", time.monotonic()-t)
-        t=time.monotonic(); await clean.stop(); print("clean", time.monotonic()-t)
+        await faulty.stop()
+        await clean.stop()
 
 
 async def test_the_sync_loop_keeps_running_through_resets_and_converges(
@@ -261,8 +266,11 @@ async def test_the_sync_loop_keeps_running_through_resets_and_converges(
         for n in range(5):
             await append(a, "T-1", n)
             await asyncio.sleep(0.03)
-        while proxy.requests[SYNC] < 3:  # the loop goes on retrying
+        for _ in range(500):  # the loop goes on retrying
+            if proxy.requests[SYNC] >= 3:
+                break
             await asyncio.sleep(0.02)
+        assert proxy.requests[SYNC] >= 3
         proxy.mode = "pass"
         for _ in range(500):
             state = (await a.sync_states(["T-1"]))["T-1"]

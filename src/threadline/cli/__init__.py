@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import click
 from pydantic import ValidationError
 
-from threadline.cli import files, lifecycle, relations, server
+from threadline.cli import files, lifecycle, relations, server, sync
 from threadline.cli.commands import cli
 from threadline.cli.importing import export_command, import_group, search_command
 from threadline.errors import ThreadlineError
@@ -30,6 +30,8 @@ for _command in server.COMMANDS:  # serve, token (cli/server.py)
 for _command in relations.COMMANDS:  # tree, spawn, summarize, cost (cli/relations.py)
     cli.add_command(_command)
 for _command in files.COMMANDS:  # files, rollback (cli/files.py)
+    cli.add_command(_command)
+for _command in sync.COMMANDS:  # sync (cli/sync.py)
     cli.add_command(_command)
 
 USAGE_ERROR = 2

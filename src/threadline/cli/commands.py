@@ -21,7 +21,7 @@ from rich.console import Console
 from threadline.cli import render
 from threadline.cli.demo import record_demo_session
 from threadline.errors import ThreadlineError
-from threadline.model import Message
+from threadline.model import Message, ThreadListPage, ThreadPage
 from threadline.store import ThreadStore
 
 _T = TypeVar("_T")
@@ -294,21 +294,23 @@ def list_threads(
 ) -> None:
     """List threads, newest activity first, with version, size and cost;
     archived threads are marked."""
-    try:
-        page = run(
-            settings,
-            lambda store: store.list_threads(
-                limit=limit, cursor=cursor, include_archived=not no_archived
-            ),
+
+    async def work(store: ThreadStore) -> tuple[ThreadListPage, dict[str, str] | None]:
+        page = await store.list_threads(
+            limit=limit, cursor=cursor, include_archived=not no_archived
         )
+        return page, await _sync_statuses(store, [head.id for head in page.threads])
+
+    try:
+        page, statuses = run(settings, work)
     except ValueError as exc:
         if isinstance(exc, ThreadlineError):
             raise
         raise click.BadParameter(str(exc), param_hint="'--cursor'") from exc
     if as_json:
-        print_json(page.model_dump(mode="json"))
+        print_json({**page.model_dump(mode="json"), **({"sync": statuses} if statuses else {})})
     else:
-        render.print_thread_list(console(), page)
+        render.print_thread_list(console(), page, statuses)
 
 
 @cli.command(short_help="Show a page of a thread's messages (the newest by default).")
@@ -346,17 +348,37 @@ def show(
     as_json: bool,
 ) -> None:
     """Show a page of thread ID's messages: the newest page by default, oldest first."""
-    page = run(settings, lambda store: store.load_thread(thread_id, limit, offset, before=before))
+
+    async def work(store: ThreadStore) -> tuple[ThreadPage, str | None]:
+        page = await store.load_thread(thread_id, limit, offset, before=before)
+        statuses = await _sync_statuses(store, [thread_id])
+        return page, None if statuses is None else statuses.get(thread_id, "-")
+
+    page, status = run(settings, work)
     if as_json:
         print_json(
             {
                 **page.model_dump(mode="json"),
                 "total_messages": page.total_messages,
                 "first_index": page.first_index,
+                **({"sync": status} if status is not None else {}),
             }
         )
     else:
-        render.print_page(console(), page)
+        render.print_page(console(), page, status)
+
+
+async def _sync_statuses(store: ThreadStore, thread_ids: list[str]) -> dict[str, str] | None:
+    """Each thread's sync status when a sync server is configured (cli/sync.py), else None."""
+    from threadline.sync.status import SyncConfig, sync_statuses
+
+    try:
+        remote = SyncConfig.resolve().remote
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if remote is None:
+        return None
+    return await sync_statuses(store.recorder, thread_ids)
 
 
 @cli.command()

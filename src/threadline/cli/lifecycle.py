@@ -6,17 +6,27 @@ Progress bars go to stderr (and only to a terminal), so ``--json`` output on
 stdout stays clean for scripts. The archive location is the store's default
 (``<db>.archive/`` beside the database) unless ``$THREADLINE_ARCHIVE_URL``
 names another (``file://``, ``s3://``, ``gs://``, ``az://`` ...).
+
+With ``--remote URL`` (and ``--token T`` or ``$THREADLINE_TOKEN``),
+``archive`` and ``restore`` act on the token's workspace on that sync server
+instead, in the server's own cold storage: mirrors of
+``RemoteRecorder.archive_on_server`` / ``restore_on_server``. Only the option
+switches them to a server: ``$THREADLINE_REMOTE`` (which ``threadline sync``
+reads) does not, so a machine set up to sync still archives its own store
+unless asked, explicitly, to archive the team's threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
 import click
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -24,7 +34,10 @@ from rich.text import Text
 from threadline.cli.commands import Settings, console, json_option, print_json, run
 from threadline.cli.render import print_one_line_table
 from threadline.doctor import DoctorReport
+from threadline.recorders.remote import RemoteRecorder
 from threadline.store import ThreadStore
+
+_T = TypeVar("_T")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -75,6 +88,38 @@ class _Bar:
         self._progress.update(self._task, completed=done, total=total)
 
 
+def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--remote URL`` and ``--token T``: act on a sync server's workspace."""
+    command = click.option(
+        "--token",
+        metavar="TOKEN",
+        envvar="THREADLINE_TOKEN",
+        help="Token of the workspace on the --remote server. Also $THREADLINE_TOKEN.",
+    )(command)
+    return click.option(
+        "--remote",
+        metavar="URL",
+        help="Act on this sync server (http://host:8787), in its cold storage, instead of "
+        "the local store ($THREADLINE_REMOTE does not switch this command to a server).",
+    )(command)
+
+
+def run_remote(url: str, token: str | None, work: Callable[[RemoteRecorder], Awaitable[_T]]) -> _T:
+    """Run ``work`` with a client of the server at ``url``; the server may take
+    minutes to archive many threads, so only connecting is quick to time out."""
+    if not token:
+        raise click.UsageError("--remote needs --token (or $THREADLINE_TOKEN)")
+
+    async def session() -> _T:
+        remote = RemoteRecorder(url, token, timeout=httpx.Timeout(3600.0, connect=10.0))
+        try:
+            return await work(remote)
+        finally:
+            await remote.close()
+
+    return asyncio.run(session())
+
+
 def _with_location(
     work: Callable[[ThreadStore], Awaitable[list[str]]],
 ) -> Callable[[ThreadStore], Awaitable[tuple[list[str], str]]]:
@@ -93,6 +138,7 @@ def _with_location(
     help="Archive every thread inactive for AGE (30d, 12h, 2w...) instead of one ID.",
 )
 @click.option("--dry-run", is_flag=True, help="Only print which threads would be archived.")
+@remote_options
 @json_option
 @click.pass_obj
 def archive_command(
@@ -100,15 +146,31 @@ def archive_command(
     thread_id: str | None,
     older_than: timedelta | None,
     dry_run: bool,
+    remote: str | None,
+    token: str | None,
     as_json: bool,
 ) -> None:
     """Move thread ID, or every thread inactive for --older-than, to cold storage.
 
     Sub-agent threads go with their parent. Archived threads stay listed
     (marked) and are restored on first read, or with `threadline restore`.
+    With --remote, the server archives its workspace's threads to its own
+    cold storage.
     """
     if (thread_id is None) == (older_than is None):
         raise click.UsageError("Give either a thread ID or --older-than AGE")
+    if remote is not None:
+        ids = run_remote(
+            remote,
+            token,
+            lambda server: server.archive_on_server(
+                older_than=older_than,
+                thread_ids=None if thread_id is None else [thread_id],
+                dry_run=dry_run,
+            ),
+        )
+        _report_archived(thread_id, ids, remote, dry_run=dry_run, as_json=as_json)
+        return
     with _Bar("Archiving") as bar:
         if older_than is not None:
             age = older_than
@@ -126,6 +188,12 @@ def archive_command(
             ids, location = run(
                 settings, _with_location(lambda store: store.archive_thread(one, dry_run=dry_run))
             )
+    _report_archived(thread_id, ids, location, dry_run=dry_run, as_json=as_json)
+
+
+def _report_archived(
+    thread_id: str | None, ids: list[str], location: str, *, dry_run: bool, as_json: bool
+) -> None:
     if as_json:
         print_json({"dry_run": dry_run, "location": location, "thread_ids": ids})
         return
@@ -145,20 +213,36 @@ def archive_command(
     is_flag=True,
     help="Restore ID alone, leaving its sub-agent threads archived.",
 )
+@remote_options
 @json_option
 @click.pass_obj
 def restore_command(
-    settings: Settings, thread_id: str, without_subagents: bool, as_json: bool
+    settings: Settings,
+    thread_id: str,
+    without_subagents: bool,
+    remote: str | None,
+    token: str | None,
+    as_json: bool,
 ) -> None:
     """Bring archived thread ID (and its sub-agent threads) back to active storage,
-    exactly as it was archived: the same versions, ids and commit times."""
-    with _Bar("Restoring") as bar:
-        ids = run(
-            settings,
-            lambda store: store.restore_thread(
-                thread_id, with_subagents=not without_subagents, progress=bar
+    exactly as it was archived: the same versions, ids and commit times.
+    With --remote, on that server."""
+    if remote is not None:
+        ids = run_remote(
+            remote,
+            token,
+            lambda server: server.restore_on_server(
+                thread_id, with_subagents=not without_subagents
             ),
         )
+    else:
+        with _Bar("Restoring") as bar:
+            ids = run(
+                settings,
+                lambda store: store.restore_thread(
+                    thread_id, with_subagents=not without_subagents, progress=bar
+                ),
+            )
     if as_json:
         print_json({"thread_ids": ids})
         return

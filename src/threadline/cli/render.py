@@ -6,7 +6,7 @@ markup strings, so brackets in a message cannot restyle the terminal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import assert_never
 
@@ -142,9 +142,11 @@ def cost_text(totals: UsageTotals) -> str:
     return text
 
 
-def print_page(console: Console, page: ThreadPage) -> None:
+def print_page(console: Console, page: ThreadPage, sync: str | None = None) -> None:
     """A page of messages, then which of how many are shown and how to get the older page."""
     console.print(head_line(page.head))
+    if sync is not None:
+        console.print(f"Sync: {sync}", style="dim", soft_wrap=True)
     print_messages(console, page.messages, page.first_index)
     total = page.total_messages
     if not page.messages:
@@ -185,7 +187,10 @@ def print_one_line_table(
         console.print(line, soft_wrap=True)
 
 
-def print_thread_list(console: Console, page: ThreadListPage) -> None:
+def print_thread_list(
+    console: Console, page: ThreadListPage, sync: Mapping[str, str] | None = None
+) -> None:
+    """The threads, one a line; with ``sync`` (id → sync status), a Sync column."""
     rows = [
         (
             head.id,
@@ -194,10 +199,13 @@ def print_thread_list(console: Console, page: ThreadListPage) -> None:
             str(head.message_count),
             when(head.last_activity, seconds=False),
             cost_text(head.totals),
+            *(() if sync is None else (sync.get(head.id, "-"),)),
         )
         for head in page.threads
     ]
-    headers = ("ID", "Title", "v", "Msgs", "Last activity", "Cost")
+    headers: tuple[str, ...] = ("ID", "Title", "v", "Msgs", "Last activity", "Cost")
+    if sync is not None:
+        headers += ("Sync",)
     if rows:
         print_one_line_table(console, headers, rows, flexible=1)
     else:

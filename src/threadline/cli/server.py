@@ -31,7 +31,15 @@ _DB_HELP = (
 @click.option("--db", "db_url", metavar="URL", envvar="THREADLINE_DB", help=_DB_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
-def serve(db_url: str | None, host: str, port: int) -> None:
+@click.option(
+    "--archive-url",
+    metavar="URL",
+    envvar="THREADLINE_ARCHIVE_URL",
+    help="Cold storage of archived threads, one prefix per workspace: a folder, or an "
+    "s3://, gs://, az:// URL. Default: the archive/ folder beside the SQLite files, or "
+    "$THREADLINE_HOME/server/archive. Also $THREADLINE_ARCHIVE_URL.",
+)
+def serve(db_url: str | None, host: str, port: int, archive_url: str | None) -> None:
     """Run the sync server (HTTP API, OpenAPI at /openapi.json) until interrupted.
 
     Every route but /healthz needs a token: make one with `threadline token create`.
@@ -40,7 +48,7 @@ def serve(db_url: str | None, host: str, port: int) -> None:
 
     from threadline.sync.server import create_app
 
-    app = create_app(db_url=db_url, default_dir=server_home())
+    app = create_app(db_url=db_url, default_dir=server_home(), archive_url=archive_url)
     where = db_url if db_url else str(server_home())
     click.echo(f"threadline sync server on http://{host}:{port} (storage: {where})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")

@@ -154,6 +154,14 @@ async def _translated(location: str) -> AsyncIterator[None]:
         raise StoreCorrupt(location, f"{type(exc).__name__}: {exc}") from exc
 
 
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """What a connection going back to the pool needs beyond asyncpg's own rollback
+    of an open transaction: nothing. asyncpg's default reset (UNLISTEN, RESET ALL,
+    advisory unlocks) is one more round trip per query, for session state that
+    pool connections never hold: listening and writer leases have connections
+    of their own, and no query changes a session setting or keeps a cursor open."""
+
+
 async def _migrate(conn: Connection) -> None:
     """Apply the migrations this database lacks, once, whoever else starts now."""
     async with conn.transaction():
@@ -259,7 +267,9 @@ class PostgresWorkspaces(Workspaces):
         """Open a pool on ``dsn`` and apply the migrations the database lacks."""
         location = _redacted(dsn)
         async with _translated(location):
-            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, reset=_keep_session
+            )
             try:
                 async with pool.acquire() as conn:
                     await _migrate(conn)

@@ -12,9 +12,13 @@ HTTP errors are translated in one place, :meth:`RemoteRecorder._send`:
 unreachable, timeouts and 5xx become :class:`RemoteUnavailable` (retryable),
 401 and 413 :class:`RemoteRefused`, 422 :class:`InvalidDelta`.
 
-What the server's API does not offer (yet): the lifecycle operations (archive
-and restore run on the server, next to its storage) and file change tracking
-(file logs are not synced): those methods raise :class:`RemoteRefused`.
+Archiving runs on the server, next to its storage and its cold storage:
+:meth:`RemoteRecorder.archive_on_server` and :meth:`RemoteRecorder.restore_on_server`
+ask it to (``POST /v1/archive``, ``/v1/threads/{id}/restore``), and the server
+restores an archived thread by itself when it is pushed to or its deltas or
+messages are read. The contract's low-level lifecycle methods and file change
+tracking (file logs are not synced) are not offered over HTTP: those methods
+raise :class:`RemoteRefused`.
 Writer leases are this client's own: across machines, the server's version
 check is what keeps writers apart.
 """
@@ -22,6 +26,7 @@ check is what keeps writers apart.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -88,7 +93,7 @@ class RemoteRecorder(ThreadRecorder):
         base_url: str,
         token: str,
         *,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
@@ -315,12 +320,12 @@ class RemoteRecorder(ThreadRecorder):
         heads: list[ThreadHead] = []
         cursor = None if after is None else f"{after[0]}:{after[1]}"
         while len(heads) < limit:
-            params: dict[str, Any] = {"limit": min(limit - len(heads), _PAGE)}
+            params: dict[str, Any] = {"limit": min(limit - len(heads), _PAGE), "archived": False}
             if cursor is not None:
                 params["cursor"] = cursor
             found = await self._get("/v1/threads", wire.ThreadList, **params)
             assert found is not None
-            heads += found.threads
+            heads += [listed.as_head() for listed in found.threads]
             cursor = found.next_cursor
             if cursor is None:
                 break
@@ -386,6 +391,47 @@ class RemoteRecorder(ThreadRecorder):
             )
             for h in found.hits
         ]
+
+    # -- cold storage, on the server ------------------------------------------------
+
+    async def archive_on_server(
+        self,
+        *,
+        older_than: timedelta | None = None,
+        thread_ids: Sequence[str] | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Have the server move to its cold storage the threads inactive for
+        ``older_than``, or ``thread_ids`` (each with its sub-agent threads);
+        returns the ids moved (with ``dry_run``, those that would be).
+        :class:`ThreadNotFound` for an unknown id (then nothing moves)."""
+        body: wire.ArchiveInactive | wire.ArchiveThese
+        if (older_than is None) == (thread_ids is None):
+            raise ValueError("Give either older_than or thread_ids")
+        if older_than is not None:
+            days = older_than.total_seconds() / 86_400
+            body = wire.ArchiveInactive(older_than_days=days, dry_run=dry_run)
+        else:
+            body = wire.ArchiveThese(thread_ids=list(thread_ids or ()), dry_run=dry_run)
+        response = await self._send("POST", "/v1/archive", json=body.model_dump(mode="json"))
+        if response.status_code == 404 and thread_ids is not None and len(thread_ids) == 1:
+            raise ThreadNotFound(thread_ids[0])
+        if response.status_code != 200:
+            raise RemoteRefused(self.location, response.status_code, _message(response))
+        return wire.ArchiveResult.model_validate_json(response.content).thread_ids
+
+    async def restore_on_server(self, thread_id: str, *, with_subagents: bool = True) -> list[str]:
+        """Have the server bring an archived thread back (with its archived
+        sub-agent threads unless ``with_subagents`` is false); the ids restored,
+        ``[]`` if it is active."""
+        response = await self._send(
+            "POST", _path(thread_id) + "/restore", params={"with_subagents": with_subagents}
+        )
+        if response.status_code == 404:
+            raise ThreadNotFound(thread_id)
+        if response.status_code != 200:
+            raise RemoteRefused(self.location, response.status_code, _message(response))
+        return wire.RestoreResult.model_validate_json(response.content).thread_ids
 
     # -- what the server does not offer -------------------------------------------------
 

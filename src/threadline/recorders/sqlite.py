@@ -41,7 +41,6 @@ from threadline.deltas import (
     ThreadCreate,
     TruncateDelta,
     apply_head,
-    delta_from_json,
     delta_to_json,
 )
 from threadline.errors import (
@@ -65,7 +64,13 @@ from threadline.filelog import (
 )
 from threadline.ids import now_ms
 from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead
-from threadline.recorders import sqlite_files, sqlite_relations, sqlite_search, sqlite_sync
+from threadline.recorders import (
+    sqlite_bodies,
+    sqlite_files,
+    sqlite_relations,
+    sqlite_search,
+    sqlite_sync,
+)
 from threadline.recorders.base import (
     Append,
     Change,
@@ -157,6 +162,11 @@ _MIGRATIONS: dict[int, str] = {
     # 7: the sync ledger and the change-feed cursors of the servers this store
     # syncs with (see recorders/sqlite_sync.py).
     7: sqlite_sync.MIGRATION,
+    # 8: the full-text index without its copy of the text (see
+    # recorders/sqlite_search.py). From here on delta bodies may be
+    # zstd-compressed (recorders/sqlite_bodies.py): SQL reads them through
+    # threadline_delta_json(body).
+    8: sqlite_search.EXTERNAL_CONTENT_MIGRATION,
 }
 
 
@@ -195,6 +205,10 @@ def _connect(path: str, synchronous: Synchronous, busy_timeout_ms: int) -> sqlit
                 raise StoreCorrupt(path, f"cannot switch to WAL journal mode (got {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
+        # The search index's content view calls these (recorders/sqlite_search.py).
+        conn.execute("PRAGMA trusted_schema = ON")
+        sqlite_bodies.register_functions(conn)
+        sqlite_search.register_functions(conn)
     except BaseException:
         conn.close()
         raise
@@ -234,13 +248,6 @@ def _is_archived(conn: sqlite3.Connection, thread_id: str) -> bool:
 
 def _head_from_row(body: bytes) -> ThreadHead:
     return ThreadHead.model_validate_json(body)
-
-
-def _message_of(body: bytes) -> Message:
-    delta = delta_from_json(body)
-    if not isinstance(delta, MessageDelta):
-        raise InvalidDelta(f"message projection points at a {delta.type} delta")
-    return delta.message
 
 
 class _FlockLease(WriterLease):
@@ -513,7 +520,7 @@ class SqliteRecorder(LocalRecorder):
             for delta, body, after in zip(deltas, bodies, heads, strict=True):
                 seq = conn.execute(
                     "INSERT INTO deltas (tid, v, at, body) VALUES (?, ?, ?, ?)",
-                    (tid, after.v, at, body),
+                    (tid, after.v, at, sqlite_bodies.stored(body)),
                 ).lastrowid
                 sqlite_search.index_delta(conn, tid, seq, delta)  # before the projection moves
                 if isinstance(delta, MessageDelta):
@@ -618,7 +625,7 @@ class SqliteRecorder(LocalRecorder):
                 (row[0],),
             ).fetchall()
             fields = head.model_dump(exclude={"message_count", "last_activity", "totals"})
-            messages = tuple(_message_of(body) for (body,) in bodies)
+            messages = tuple(sqlite_bodies.message_of(body) for (body,) in bodies)
             return Thread.model_validate({**fields, "messages": messages})
 
         return await self._submit(read, write=False)
@@ -640,7 +647,7 @@ class SqliteRecorder(LocalRecorder):
                 "WHERE m.tid = ? AND m.pos >= ? AND m.pos < ? ORDER BY m.pos",
                 (row[0], end - limit, end),
             ).fetchall()
-            return head, [_message_of(body) for (body,) in bodies]
+            return head, [sqlite_bodies.message_of(body) for (body,) in bodies]
 
         return await self._submit(read, write=False)
 
@@ -653,7 +660,10 @@ class SqliteRecorder(LocalRecorder):
                 "WHERE t.id = ? AND d.v > ? AND d.v <= ? ORDER BY d.v",
                 (thread_id, after, upto if upto is not None else 2**62),
             ).fetchall()
-            return [RecordedDelta(thread_id, v, at, delta_from_json(body)) for v, at, body in rows]
+            return [
+                RecordedDelta(thread_id, v, at, sqlite_bodies.delta_of(body))
+                for v, at, body in rows
+            ]
 
         return await self._submit(read, write=False)
 
@@ -872,7 +882,7 @@ class SqliteRecorder(LocalRecorder):
         head: ThreadHead | None = None
         conn.execute("DELETE FROM messages WHERE tid = ?", (tid,))
         for seq, body in rows:
-            delta = delta_from_json(body)
+            delta = sqlite_bodies.delta_of(body)
             head = apply_head(head, delta)
             if isinstance(delta, MessageDelta):
                 conn.execute(

@@ -33,11 +33,10 @@ from threadline.deltas import (
     MessageDelta,
     SummaryLinkDelta,
     ThreadCreate,
-    delta_from_json,
 )
-from threadline.errors import InvalidDelta
-from threadline.model import Message, Thread, ThreadHead
+from threadline.model import Thread, ThreadHead
 from threadline.recorders.base import LinkGraph, LinkKind, ThreadLink, UsageGroup
+from threadline.recorders.sqlite_bodies import delta_of, message_of
 
 DAY_MS = 86_400_000
 
@@ -87,8 +86,8 @@ INSERT INTO message_usage
            COALESCE(json_extract(b, '$.message.usage.cache_write_tokens'), 0),
            json_extract(b, '$.message.usage.cost_usd')
     FROM (
-        SELECT d.seq AS seq, d.tid AS tid, CAST(d.body AS TEXT) AS b,
-               json_extract(CAST(d.body AS TEXT), '$.message.timestamp') AS ts
+        SELECT d.seq AS seq, d.tid AS tid, threadline_delta_json(d.body) AS b,
+               json_extract(threadline_delta_json(d.body), '$.message.timestamp') AS ts
         FROM deltas d JOIN threads t ON t.tid = d.tid
     )
     WHERE json_extract(b, '$.type') LIKE '%:message'
@@ -158,7 +157,7 @@ def reproject(conn: sqlite3.Connection, tid: int, thread_id: str) -> None:
     forget(conn, tid)
     rows = conn.execute("SELECT seq, body FROM deltas WHERE tid = ? ORDER BY v", (tid,)).fetchall()
     for seq, body in rows:
-        project(conn, tid, thread_id, seq, delta_from_json(body))
+        project(conn, tid, thread_id, seq, delta_of(body))
 
 
 # -- queries, in a read snapshot ---------------------------------------------------
@@ -202,19 +201,12 @@ def load_many(conn: sqlite3.Connection, thread_ids: Sequence[str]) -> dict[str, 
         ordered = bodies.get(thread_id, [])
         if any(ordered[i][0] != i for i in range(len(ordered))):
             ordered.sort()
-        messages = tuple(_message_of(body) for _, body in ordered)
+        messages = tuple(message_of(body) for _, body in ordered)
         # The store wrote these: build without validating them again.
         found[thread_id] = Thread.model_construct(
             **{name: getattr(head, name) for name in fields}, messages=messages
         )
     return found
-
-
-def _message_of(body: bytes) -> Message:
-    delta = delta_from_json(body)
-    if not isinstance(delta, MessageDelta):
-        raise InvalidDelta(f"message projection points at a {delta.type} delta")
-    return delta.message
 
 
 _SUBTREE = """

@@ -4,26 +4,35 @@ One FTS5 row per current message, whose rowid is the ``seq`` of the delta that
 carries the message (the message projection maps positions to it), and one
 per titled thread, whose rowid is ``-tid``. The recorder calls
 :func:`index_delta` for every delta it appends and :func:`unindex_thread`
-before deleting a thread, inside the same transaction, so the index never
-disagrees with what is committed: a truncate removes the dropped messages'
-rows before their projection rows go, a retitle replaces the title row.
+before deleting a thread's log, inside the same transaction, so the index
+never disagrees with what is committed: a truncate removes the dropped
+messages' rows before their projection rows go, a retitle replaces the title
+row.
 
 Columns: ``body`` (content, or the title), ``tools`` (tool calls and
 results), and, unindexed, the thread's ``tid`` and the ``message_id``.
+
+The index keeps no copy of the text (migration 8, for issue 2's bytes on disk:
+the copy was as large as the log). It is an external-content table over the
+view ``search_content``: a message row's text is computed from its delta's
+body by ``threadline_search_text`` (:func:`register_functions`), the same
+:func:`~threadline.search.message_search_text` the appends index, so snippets
+and highlights read what was indexed; a title row's text is in
+``search_titles``, which changes only with the index. FTS5 cannot see what a
+row held when it is removed, so every removal is a ``'delete'`` command given
+the row's indexed values, computed from that same content while it is still
+there: before a thread's deltas go, before a retitle replaces the title.
+FTS5's ``'rebuild'`` and ``'integrity-check'`` commands must not be used: the
+view holds every delta, truncated and non-message ones included.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
-from threadline.deltas import (
-    Delta,
-    MessageDelta,
-    ThreadCreate,
-    TitleDelta,
-    TruncateDelta,
-    delta_from_json,
-)
+from threadline.deltas import Delta, MessageDelta, ThreadCreate, TitleDelta, TruncateDelta
+from threadline.recorders.sqlite_bodies import delta_of
 from threadline.search import (
     SNIPPET_TOKENS,
     SearchHit,
@@ -58,7 +67,73 @@ SELECT -tid, json_extract(CAST(head AS TEXT), '$.title'), '', tid, NULL
 FROM threads WHERE json_extract(CAST(head AS TEXT), '$.title') IS NOT NULL;
 """
 
+# Migration 8: the index without its copy of the text (see the module's
+# docstring), rebuilt from the log and the heads.
+EXTERNAL_CONTENT_MIGRATION = """
+DROP TABLE search_index;
+CREATE TABLE search_titles (key INTEGER PRIMARY KEY, title TEXT NOT NULL);
+CREATE VIEW search_content (seq, body, tools, tid, message_id) AS
+    SELECT seq, threadline_search_text(body, 0), threadline_search_text(body, 1), tid,
+           threadline_search_text(body, 2)
+    FROM deltas
+    UNION ALL
+    SELECT key, title, '', -key, NULL FROM search_titles;
+CREATE VIRTUAL TABLE search_index USING fts5(
+    body, tools, tid UNINDEXED, message_id UNINDEXED,
+    content = 'search_content', content_rowid = 'seq',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO search_titles (key, title)
+SELECT -tid, json_extract(CAST(head AS TEXT), '$.title') FROM threads
+WHERE json_extract(CAST(head AS TEXT), '$.title') <> '';
+INSERT INTO search_index (rowid, body, tools, tid, message_id)
+SELECT d.seq, threadline_search_text(d.body, 0), threadline_search_text(d.body, 1), d.tid,
+       threadline_search_text(d.body, 2)
+FROM messages m JOIN deltas d ON d.seq = m.delta_seq;
+INSERT INTO search_index (rowid, body, tools, tid, message_id)
+SELECT key, title, '', -key, NULL FROM search_titles
+"""
+
+# The indexed values of the message rows of the deltas ``d`` that follow, as
+# the view gives them (SQLite does not push an IN or a join into a UNION ALL
+# view, so a removal of many rows reads the deltas directly).
+_UNINDEX_MESSAGES = """
+INSERT INTO search_index (search_index, rowid, body, tools, tid, message_id)
+SELECT 'delete', d.seq, threadline_search_text(d.body, 0), threadline_search_text(d.body, 1),
+       d.tid, threadline_search_text(d.body, 2)
+"""
+
 _START, _END = "\x02", "\x03"
+
+SearchText = Callable[[bytes | None, int], str | None]
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """Install ``threadline_search_text(body, column)`` on ``conn``: column 0, 1
+    or 2 (content, tools, message id) of the message delta stored as ``body``,
+    NULL for any other delta."""
+    conn.create_function("threadline_search_text", 2, _search_text(), deterministic=True)
+
+
+def _search_text() -> SearchText:
+    # FTS5 and the statements above read the three columns of a row one after
+    # the other: decode each body once. One function per connection, and a
+    # connection is used by one thread at a time.
+    last: tuple[bytes, tuple[str, str, str] | None] | None = None
+
+    def column(body: bytes | None, number: int) -> str | None:
+        nonlocal last
+        if body is None:
+            return None
+        if last is None or last[0] != body:
+            delta = delta_of(body)
+            if isinstance(delta, MessageDelta):
+                last = (body, (*message_search_text(delta.message), delta.message.id))
+            else:
+                last = (body, None)
+        return None if last[1] is None else last[1][number]
+
+    return column
 
 
 def index_delta(conn: sqlite3.Connection, tid: int | None, seq: int | None, delta: Delta) -> None:
@@ -68,6 +143,7 @@ def index_delta(conn: sqlite3.Connection, tid: int | None, seq: int | None, delt
     if tid is None or seq is None:
         raise ValueError("index_delta needs the rowids of a written thread and delta")
     if isinstance(delta, MessageDelta):
+        # The same values threadline_search_text reads back from the body.
         body, tools = message_search_text(delta.message)
         conn.execute(
             "INSERT INTO search_index (rowid, body, tools, tid, message_id) VALUES (?, ?, ?, ?, ?)",
@@ -75,48 +151,65 @@ def index_delta(conn: sqlite3.Connection, tid: int | None, seq: int | None, delt
         )
     elif isinstance(delta, TruncateDelta):
         conn.execute(
-            "DELETE FROM search_index WHERE rowid IN "
-            "(SELECT delta_seq FROM messages WHERE tid = ? AND pos >= ?)",
+            _UNINDEX_MESSAGES + "FROM messages m JOIN deltas d ON d.seq = m.delta_seq "
+            "WHERE m.tid = ? AND m.pos >= ?",
             (tid, delta.from_index),
         )
     elif isinstance(delta, ThreadCreate | TitleDelta):
-        title = delta.title if isinstance(delta, ThreadCreate) else delta.value
-        conn.execute("DELETE FROM search_index WHERE rowid = ?", (-tid,))
-        if title:
-            _index_title(conn, tid, title)
+        _set_title(conn, tid, delta.title if isinstance(delta, ThreadCreate) else delta.value)
 
 
-def _index_title(conn: sqlite3.Connection, tid: int, title: str) -> None:
-    conn.execute(
-        "INSERT INTO search_index (rowid, body, tools, tid, message_id) VALUES (?, ?, '', ?, NULL)",
-        (-tid, title, tid),
-    )
+def _set_title(conn: sqlite3.Connection, tid: int, title: str | None) -> None:
+    old = conn.execute("SELECT title FROM search_titles WHERE key = ?", (-tid,)).fetchone()
+    if old is not None:
+        if old[0] == title:
+            return
+        conn.execute(
+            "INSERT INTO search_index (search_index, rowid, body, tools, tid, message_id) "
+            "VALUES ('delete', ?, ?, '', ?, NULL)",
+            (-tid, old[0], tid),
+        )
+        conn.execute("DELETE FROM search_titles WHERE key = ?", (-tid,))
+    if title:
+        conn.execute("INSERT INTO search_titles (key, title) VALUES (?, ?)", (-tid, title))
+        conn.execute(
+            "INSERT INTO search_index (rowid, body, tools, tid, message_id) "
+            "VALUES (?, ?, '', ?, NULL)",
+            (-tid, title, tid),
+        )
 
 
 def unindex_thread(conn: sqlite3.Connection, tid: int) -> None:
-    """Remove a thread's rows. Call it before its message projection is deleted."""
-    conn.execute(
-        "DELETE FROM search_index WHERE rowid IN (SELECT delta_seq FROM messages WHERE tid = ?)",
+    """Remove a thread's rows. Call it before any of its deltas is deleted.
+
+    The rows are found through FTS5's ``search_index_docsize`` (one row per
+    indexed rowid), not the message projection, so that this also holds
+    after the projection was damaged (see :func:`reindex_thread`), and a second
+    call removes nothing.
+    """
+    indexed = conn.execute(
+        "SELECT d.seq FROM deltas d JOIN search_index_docsize z ON z.id = d.seq WHERE d.tid = ?",
         (tid,),
-    )
-    conn.execute("DELETE FROM search_index WHERE rowid = ?", (-tid,))
+    ).fetchall()  # read before the removals change search_index_docsize
+    conn.executemany(_UNINDEX_MESSAGES + "FROM deltas d WHERE d.seq = ?", indexed)
+    _set_title(conn, tid, None)
 
 
 def reindex_thread(conn: sqlite3.Connection, tid: int) -> None:
     """Index a thread afresh from its projection and head (after a rebuild of
-    them, when the old rows can no longer be found through the projection)."""
-    conn.execute("DELETE FROM search_index WHERE tid = ?", (tid,))
-    rows = conn.execute(
-        "SELECT d.seq, d.body FROM messages m JOIN deltas d ON d.seq = m.delta_seq WHERE m.tid = ?",
+    them, which may have found them wrong)."""
+    unindex_thread(conn, tid)
+    conn.execute(
+        "INSERT INTO search_index (rowid, body, tools, tid, message_id) "
+        "SELECT d.seq, threadline_search_text(d.body, 0), threadline_search_text(d.body, 1), "
+        "d.tid, threadline_search_text(d.body, 2) "
+        "FROM messages m JOIN deltas d ON d.seq = m.delta_seq WHERE m.tid = ?",
         (tid,),
-    ).fetchall()
-    for seq, body in rows:
-        index_delta(conn, tid, seq, delta_from_json(body))
+    )
     head = conn.execute(
         "SELECT json_extract(CAST(head AS TEXT), '$.title') FROM threads WHERE tid = ?", (tid,)
     ).fetchone()
-    if head is not None and head[0]:
-        _index_title(conn, tid, head[0])
+    _set_title(conn, tid, None if head is None else head[0])
 
 
 RANKED_CANDIDATES = 1000

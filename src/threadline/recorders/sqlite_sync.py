@@ -22,6 +22,7 @@ from threadline.deltas import Delta
 from threadline.errors import InvalidDelta, ThreadlineError, ThreadNotFound, VersionConflict
 from threadline.ids import now_ms
 from threadline.model import ThreadHead
+from threadline.recorders import sqlite_search
 from threadline.recorders.sync_state import (
     PulledThread,
     PullOutcome,
@@ -231,6 +232,8 @@ def rebase(
             f"Thread {thread_id} shares no version {keep} with the server to merge from; "
             "its creation differs there"
         )
+    # The search index reads a row's text from its delta: out before the deltas go.
+    sqlite_search.unindex_thread(conn, row[0])
     conn.execute("DELETE FROM deltas WHERE tid = ? AND v > ?", (row[0], keep))
     rebuild(conn, thread_id)
     head = append(conn, thread_id, keep, deltas, bodies)

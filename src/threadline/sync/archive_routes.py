@@ -122,7 +122,9 @@ class ServerArchive:
         root = self.url
         if root is None:
             raise ArchiveUnavailable(
-                "this server", "it has no cold storage: start it with --archive-url URL"
+                "(none configured)",
+                "give the server one: threadline serve --archive-url URL, "
+                "or create_app(archive_url=...)",
             )
         made = Lifecycle(who.recorder, ColdStorage.from_url(workspace_archive_url(root, workspace)))
         await made.recover()
@@ -206,9 +208,7 @@ def mount_archive(
     router = APIRouter(tags=["lifecycle"])
 
     @router.post("/v1/archive", responses=_ERRORS)
-    async def archive_threads(
-        body: wire.ArchiveInactive | wire.ArchiveThese, who: Auth
-    ) -> wire.ArchiveResult:
+    async def archive_threads(body: wire.ArchiveRequest, who: Auth) -> wire.ArchiveResult:
         """Move threads of the workspace to the server's cold storage, each with its
         sub-agent threads: those inactive for ``older_than_days``, or the
         ``thread_ids`` given (whatever their activity; an unknown one is a 404
@@ -239,6 +239,7 @@ def mount_archive(
             code = "archive_missing" if isinstance(exc, ArchiveObjectMissing) else "archive_corrupt"
             body = wire.ErrorBody(code=code, message=str(exc))
             return JSONResponse(body.model_dump(exclude_none=True), status_code=500)
+        log.warning("cold storage: %s", exc)
         body = wire.ErrorBody(code="archive_unavailable", message=str(exc))
         return JSONResponse(
             body.model_dump(exclude_none=True), status_code=503, headers={"Retry-After": "1"}

@@ -9,9 +9,9 @@ that carries the server's version and the deltas the client is missing.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, computed_field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, computed_field
 
 from threadline.deltas import Delta
 from threadline.model import Message, ThreadHead
@@ -257,6 +257,20 @@ class ArchiveThese(_Wire):
 
     thread_ids: list[ThreadId] = Field(min_length=1, max_length=1000)
     dry_run: bool = False
+
+
+def _archive_selection(value: Any) -> str:
+    if isinstance(value, dict):
+        return "these" if "thread_ids" in value else "inactive"
+    return "these" if isinstance(value, ArchiveThese) else "inactive"
+
+
+ArchiveRequest = Annotated[
+    Annotated[ArchiveInactive, Tag("inactive")] | Annotated[ArchiveThese, Tag("these")],
+    Discriminator(_archive_selection),
+]
+"""The body of ``POST /v1/archive``: by inactivity, or by ids (a body with
+``thread_ids`` is read as the second, so errors name the fields it lacks)."""
 
 
 class ArchiveResult(_Wire):

@@ -710,9 +710,10 @@ async def _linked(
             wanted = [i for i in wanted if i in ids]
         else:
             wanted = ids
-    heads = await recorder.heads_many(list(dict.fromkeys(wanted)))
+    unique = list(dict.fromkeys(wanted))
+    heads = await recorder.heads_many(unique)
     if archived:
-        for thread_id in (i for i in wanted if i not in heads):
+        for thread_id in (i for i in unique if i not in heads):
             entry = await recorder.archived(thread_id)
             if entry is not None:
                 heads[thread_id] = entry.head

@@ -1,0 +1,120 @@
+"""``threadline sync``: push local changes to a sync server, pull everyone else's.
+
+Thin like every command: resolve the server (flags, environment, config file:
+:class:`threadline.sync.status.SyncConfig`), run the library's
+:class:`~threadline.sync.service.SyncService` on the local store, print what
+each round did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from threadline.cli.commands import Settings, console, json_option, print_json
+from threadline.recorders.remote import RemoteRecorder
+from threadline.recorders.sqlite import SqliteRecorder
+from threadline.store import default_db_path
+from threadline.sync.service import SyncReport, SyncService, SyncSettings
+from threadline.sync.status import SyncConfig, config_path
+
+
+def _summary(report: SyncReport) -> str:
+    parts = [
+        f"pushed {report.pushed} thread(s) ({report.deltas_pushed} deltas)",
+        f"pulled {report.pulled} thread(s) ({report.deltas_pulled} deltas)",
+        f"merged {len(report.merged)}",
+    ]
+    if report.waiting:
+        parts.append(f"{report.waiting} waiting to retry")
+    if report.failed:
+        parts.append(f"{len(report.failed)} failing")
+    return ", ".join(parts).capitalize()
+
+
+def _report_json(report: SyncReport) -> dict[str, object]:
+    return {
+        "pushed": report.pushed,
+        "deltas_pushed": report.deltas_pushed,
+        "pulled": report.pulled,
+        "deltas_pulled": report.deltas_pulled,
+        "merged": report.merged,
+        "failed": report.failed,
+        "waiting": report.waiting,
+        "pull_error": report.pull_error,
+    }
+
+
+@click.command("sync")
+@click.option("--remote", metavar="URL", help="The sync server. Also $THREADLINE_REMOTE.")
+@click.option("--token", metavar="TOKEN", help="Its access token. Also $THREADLINE_TOKEN.")
+@click.option("--once", is_flag=True, help="One round (push, pull, merge), then exit.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between rounds without --once.",
+)
+@json_option
+@click.pass_obj
+def sync(
+    settings: Settings,
+    remote: str | None,
+    token: str | None,
+    once: bool,
+    interval: float,
+    as_json: bool,
+) -> int:
+    """Sync the local store with a sync server: push local changes, pull the
+    other machines', merge conflicting changes (nothing acknowledged is lost).
+
+    Runs a round every --interval seconds until interrupted, printing the rounds
+    that moved something; with --once, one round. The server and token come from
+    the options, else $THREADLINE_REMOTE / $THREADLINE_TOKEN, else
+    $THREADLINE_HOME/sync.toml (keys remote and token). Exit status 1 if a
+    thread failed to sync. `threadline list` shows each thread's sync status.
+    """
+    try:
+        config = SyncConfig.resolve(remote, token)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if config.remote is None or config.token is None:
+        missing = "--remote" if config.remote is None else "--token"
+        raise click.UsageError(
+            f"Missing {missing}: give it, set $THREADLINE_"
+            f"{missing[2:].upper()}, or put it in {config_path()}"
+        )
+    server, secret = config.remote, config.token
+    out = console()
+
+    async def session() -> int:
+        local = await asyncio.to_thread(SqliteRecorder, settings.db or default_db_path())
+        service = SyncService(
+            local, RemoteRecorder(server, secret), settings=SyncSettings(interval=interval)
+        )
+        try:
+            while True:
+                report = await service.sync_once()
+                failed = bool(report.failed) or report.pull_error is not None
+                if as_json:
+                    print_json(_report_json(report))
+                elif once or report.changed or report.failed:
+                    out.print(_summary(report), soft_wrap=True)
+                    for thread_id, reason in report.failed.items():
+                        out.print(f"  {thread_id} failing: {reason}", soft_wrap=True)
+                    if report.pull_error is not None:
+                        out.print(f"  Pull failed: {report.pull_error}", soft_wrap=True)
+                if once:
+                    return 1 if failed else 0
+                await asyncio.sleep(interval)
+        finally:
+            await service.remote.close()
+            await local.close()
+
+    return asyncio.run(session())
+
+
+COMMANDS = (sync,)

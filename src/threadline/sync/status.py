@@ -1,0 +1,88 @@
+"""Where the CLI finds its sync server, and how a thread's sync state reads.
+
+The server and token come from ``--remote`` / ``--token``, else from the
+environment (``THREADLINE_REMOTE`` / ``THREADLINE_TOKEN``), else from the
+config file ``$THREADLINE_HOME/sync.toml``::
+
+    remote = "https://threads.example.com"
+    token = "tl_..."
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from threadline.recorders.base import ThreadRecorder
+from threadline.recorders.sync_state import SyncLedger, SyncState, ThreadKind
+from threadline.sync.service import DEFAULT_REMOTE, RemoteSync
+
+
+def config_path() -> Path:
+    """``$THREADLINE_HOME/sync.toml`` (``~/.threadline/sync.toml``)."""
+    home = os.environ.get("THREADLINE_HOME") or Path.home() / ".threadline"
+    return Path(home) / "sync.toml"
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """The sync server to use and its token (either may be missing)."""
+
+    remote: str | None
+    token: str | None
+
+    @classmethod
+    def resolve(cls, remote: str | None = None, token: str | None = None) -> SyncConfig:
+        """The given values, else the environment's, else the config file's."""
+        remote = remote or os.environ.get("THREADLINE_REMOTE") or None
+        token = token or os.environ.get("THREADLINE_TOKEN") or None
+        if remote is None or token is None:
+            path = config_path()
+            if path.is_file():
+                try:
+                    found = tomllib.loads(path.read_text())
+                except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                    raise ValueError(f"The sync config {path} is not valid TOML: {exc}") from exc
+                remote = remote or _text(found.get("remote"), path, "remote")
+                token = token or _text(found.get("token"), path, "token")
+        return cls(remote, token)
+
+
+def _text(value: object, path: Path, key: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ValueError(f"{key} in {path} must be a string")
+
+
+def status_text(state: SyncState) -> str:
+    """``synced``, ``pending``, ``conflict-merged`` or ``failing: <reason>``,
+    with the time of the next try of a failing thread (local time)."""
+    text = state.status
+    if state.error is not None and state.next_attempt is not None:
+        at = datetime.fromtimestamp(state.next_attempt / 1000).strftime("%Y-%m-%d %H:%M:%S")
+        text += f" (next try {at})"
+    return text
+
+
+async def sync_statuses(
+    recorder: ThreadRecorder,
+    thread_ids: Sequence[str],
+    kinds: Mapping[ThreadKind, RemoteSync | None] = DEFAULT_REMOTE,
+) -> dict[str, str]:
+    """The sync status of each of ``thread_ids`` stored locally by ``recorder``
+    (``local only`` for a kind that does not sync); empty if the recorder
+    keeps no sync ledger."""
+    from threadline.tiered import TieredStore
+
+    ledger = recorder.local if isinstance(recorder, TieredStore) else recorder
+    if not isinstance(ledger, SyncLedger) or not thread_ids:
+        return {}
+    states = await ledger.sync_states(thread_ids)
+    return {
+        thread_id: status_text(state) if kinds.get(state.kind) is not None else "local only"
+        for thread_id, state in states.items()
+    }
