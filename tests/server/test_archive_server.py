@@ -347,3 +347,16 @@ async def test_the_archive_and_restore_commands_act_on_a_server(team: Team, tmp_
     assert local.returncode == 1
     assert "T-1 not found" in local.stderr
     assert (await a.get("/v1/threads/T-1"))["archived"] is False
+
+
+async def test_a_server_without_cold_storage_says_how_to_give_it_one(
+    live_server: str, postgres_dsn: str
+) -> None:
+    token = await make_token(postgres_dsn, new_workspace())
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=live_server, headers=headers) as http:
+        refused = await http.post("/v1/archive", json={"older_than_days": 30})
+        assert (refused.status_code, refused.json()["code"]) == (503, "archive_unavailable")
+        assert "--archive-url" in refused.json()["message"]
+        unknown = await http.post("/v1/threads/T-1/deltas", json=push_body(1, msg_delta(1)))
+        assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
