@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import httpx
+import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -59,6 +60,7 @@ class CountingTransport(httpx.AsyncBaseTransport):
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.sent = 0
+        self.sent_uncompressed = 0  # as if no body were compressed
         self.requests = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -66,6 +68,10 @@ class CountingTransport(httpx.AsyncBaseTransport):
         head = f"{request.method} {request.url.raw_path.decode()} HTTP/1.1\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in request.headers.items()) + "\r\n"
         self.sent += len(head.encode()) + len(body)
+        plain = body
+        if request.headers.get("content-encoding") == "zstd":
+            plain = zstandard.ZstdDecompressor().decompress(body)
+        self.sent_uncompressed += len(head.encode()) + len(plain)
         self.requests += 1
         return await self.inner.handle_async_request(request)
 
@@ -134,7 +140,7 @@ async def bytes_per_message(server: Server, workdir: Path, rounds: int) -> list[
         for thread_id in threads:
             await a.append(thread_id, 0, [ThreadCreate(id=thread_id, created=now_ms())])
         await a.sync.sync_once()
-        counter.sent = counter.requests = 0
+        counter.sent = counter.sent_uncompressed = counter.requests = 0
         message_bytes = whole_bytes = appended = 0
         for _ in range(rounds):
             changed = rng.sample(threads, rng.randint(3, 10))
@@ -158,6 +164,10 @@ async def bytes_per_message(server: Server, workdir: Path, rounds: int) -> list[
         f"{human_bytes(counter.sent)} in {counter.requests} requests",
     )
     line("sent per message / message JSON", f"{ratio:.3f}")
+    line(
+        "the same without body compression",
+        f"{counter.sent_uncompressed / message_bytes:.3f}",
+    )
     line("whole changed threads, each round (baseline)", human_bytes(whole_bytes))
     line("sync / whole threads", f"{counter.sent / whole_bytes:.4f}")
     return [

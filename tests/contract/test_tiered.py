@@ -1,5 +1,6 @@
-"""The recorder contract through a TieredStore (memory → local SQLite; no
-remote, so nothing leaves the machine).
+"""The recorder contract through a TieredStore: memory → local SQLite, and
+once more with a remote tier (a sync server on embedded SQLite, on 127.0.0.1),
+where every read that misses both local tiers asks the server.
 
 The default policies keep sub-agent threads in memory only, so the relations
 suite's sub-agents live in another tier than their parents: relationships,
@@ -9,13 +10,18 @@ on local threads, so the lifecycle and file suites run with every kind local.
 
 from pathlib import Path
 
+import pytest
+
 from tests.contract.feed_suite import ChangeFeedContract
 from tests.contract.files_suite import FileChangeContract
 from tests.contract.lifecycle_suite import LifecycleContract
 from tests.contract.relations_suite import RelationsContract
 from tests.contract.search_suite import SearchContract
 from tests.contract.suite import RecorderContract
+from tests.sync.conftest import Server
+from tests.sync.conftest import sync_server as sync_server  # the fixture, for RemoteTiers
 from threadline.recorders import SqliteRecorder, ThreadRecorder
+from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.sync_state import THREAD_KINDS, ThreadKind
 from threadline.tiered import PersistencePolicy, TieredStore
 
@@ -35,6 +41,24 @@ class LocalTiers:
 
 
 class TestTieredRecorder(DefaultTiers, RecorderContract):
+    pass
+
+
+class RemoteTiers:
+    @pytest.fixture(autouse=True)
+    def _server(self, sync_server: Server) -> None:
+        self.server = sync_server
+
+    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+        remote = RemoteRecorder(self.server.url, await self.server.token())
+        return TieredStore(SqliteRecorder(tmp_path / "threads.db"), remote=remote)
+
+
+class TestTieredRecorderWithRemote(RemoteTiers, RecorderContract):
+    pass
+
+
+class TestTieredRelationsWithRemote(RemoteTiers, RelationsContract):
     pass
 
 

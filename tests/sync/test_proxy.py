@@ -68,6 +68,9 @@ class FaultProxy:
         self._serving.add(task)
         self._open.add(writer)
         try:
+            # The request is counted as soon as it arrives, before the server is reached.
+            first = await reader.read(65536)
+            self._count(first)
             try:
                 up_reader, up_writer = await asyncio.open_connection(
                     "127.0.0.1", self.upstream_port
@@ -75,6 +78,8 @@ class FaultProxy:
             except OSError:  # the server is down: the client's connection is reset
                 return
             self._open.add(up_writer)
+            if first and self.mode != "blackhole":
+                up_writer.write(first)
             # Whichever side ends (a client gone, a server stopped), both connections go.
             directions = [
                 asyncio.create_task(self._upstream(reader, up_writer)),
@@ -92,10 +97,13 @@ class FaultProxy:
             self._open.discard(writer)
             self._serving.discard(task)
 
+    def _count(self, chunk: bytes) -> None:
+        for method, path in _REQUEST_LINE.findall(chunk):
+            self.requests[f"{method.decode()} {path.decode()}"] += 1
+
     async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while chunk := await reader.read(65536):
-            for method, path in _REQUEST_LINE.findall(chunk):
-                self.requests[f"{method.decode()} {path.decode()}"] += 1
+            self._count(chunk)
             if self.mode == "blackhole":
                 continue  # swallowed: the client waits for an answer that never comes
             await asyncio.sleep(self.latency)
@@ -159,7 +167,7 @@ async def test_sync_waits_out_its_backoff_through_faults_and_converges(
         rng=random.Random(1),
         path=tmp_path / "a.db",
         settings=settings,
-        timeout=0.5,  # a black-holed request gives up quickly
+        timeout=1.0,  # a black-holed request gives up quickly
     )
     b = replica(clean.url, token, clock=clock, rng=random.Random(2), path=tmp_path / "b.db")
     assert a.sync is not None

@@ -231,24 +231,40 @@ async def test_the_pull_cursor_is_kept_with_the_data_and_nothing_is_pulled_twice
         await b.close()
 
 
-async def test_a_refused_push_is_reported_and_waits_out_its_backoff(
+async def test_a_push_refused_for_good_fails_alone_and_waits_for_a_change(
     sync_server: Server,
 ) -> None:
     token = await sync_server.token()
     clock = FakeClock()
-    a = make(sync_server, token, clock, 1)
+    transport = Recorder()
+    a = make(sync_server, token, clock, 1, transport=transport)
     assert a.sync is not None
     try:
-        await a.append("T", 0, [ThreadCreate(id="T", created=0)])
-        await grow(a, "T", message(1, size=2 * 1024 * 1024))  # over the server's message limit
+        for thread_id in ("T-big", "T-ok"):
+            await a.append(thread_id, 0, [ThreadCreate(id=thread_id, created=0)])
+        await grow(a, "T-big", message(1, size=2 * 1024 * 1024))  # over the server's limit
         report = await a.sync.sync_once()
-        assert list(report.failed) == ["T"]
-        state = (await a.sync_states(["T"]))["T"]
+        # The batch was refused whole (413), so each thread was pushed alone.
+        assert [[p["thread_id"] for p in pushes] for _, pushes in transport.batches] == [
+            ["T-big", "T-ok"],
+            ["T-big"],
+            ["T-ok"],
+        ]
+        assert (list(report.failed), report.pushed) == (["T-big"], 1)
+        state = (await a.sync_states(["T-big"]))["T-big"]
         assert state.status.startswith("failing: The sync server")
         assert "413" in state.status
         assert state.next_attempt is not None
         assert clock.now + 24_000 <= state.next_attempt <= clock.now + 36_000
         clock.advance(10)
-        assert (await a.sync.sync_once()).waiting == 1
+        assert (await a.sync.sync_once()).waiting == 1  # backing off
+        clock.advance(3600)
+        transport.batches.clear()
+        report = await a.sync.sync_once()  # past the back-off, but unchanged: not retried
+        assert (report.failed, transport.batches) == ({}, [])
+        await grow(a, "T-big", message(2))
+        report = await a.sync.sync_once()  # changed: tried again (and refused again)
+        assert list(report.failed) == ["T-big"]
+        assert (await a.sync_states(["T-big"]))["T-big"].failures == 2
     finally:
         await a.close()

@@ -34,7 +34,9 @@ Requests are retried at once on retryable errors (network, timeout, 5xx:
 a back-off (60 s, doubling on each further failure, with jitter, capped at
 an hour) while the others go on; its sync status says ``failing: <reason>``
 and when it is tried next. A push the server refuses for good (a delta it
-cannot take, a message too large) is not retried until the thread changes.
+cannot take, a message too large) is not retried until the thread changes; a
+batch refused whole that way is pushed again one thread at a time, so that
+only the culprit waits.
 """
 
 from __future__ import annotations
@@ -408,12 +410,20 @@ class SyncService:
                 )
             )
         except ThreadlineError as exc:
-            await self._fail([s for s, _ in pushes], exc, report, per_thread=False)
+            if not is_retryable(exc) and len(pushes) > 1:
+                # Refused whole (one push over a limit fails the request): push
+                # each alone, so that only the culprit waits.
+                again: list[SyncState] = []
+                for state, _ in pushes:
+                    again += await self._push_batch([state], report, merged)
+                return again
+            alone = len(pushes) == 1 and isinstance(exc, RemoteRefused) and exc.status != 401
+            await self._fail([s for s, _ in pushes], exc, report, per_thread=alone)
             return []
         updates: list[SyncUpdate] = []
         conflicts: list[tuple[SyncState, wire.PushConflict]] = []
         refused: list[tuple[SyncState, ThreadlineError]] = []
-        again: list[SyncState] = []
+        again = []
         for (state, deltas), result in zip(pushes, results, strict=True):
             thread_id = state.thread_id
             if result.accepted is not None:
