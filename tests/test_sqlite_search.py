@@ -116,7 +116,9 @@ async def test_large_bodies_are_stored_compressed_and_read_back(tmp_path: Path) 
     recorder = SqliteRecorder(tmp_path / "t.db")
     await recorder.append("T-1", 0, log)
     assert [r.delta for r in await recorder.deltas("T-1")] == log
-    assert (await recorder.page("T-1", limit=5))[1] == [message(1).message, small.message]  # type: ignore[index]
+    page = await recorder.page("T-1", limit=5)
+    assert page is not None
+    assert page[1] == [message(1).message, small.message]
     await recorder.close()
     conn = connect(tmp_path / "t.db")
     bodies = [body for (body,) in conn.execute("SELECT body FROM deltas ORDER BY v")]
@@ -145,14 +147,15 @@ async def test_the_index_stays_exact_through_every_removal(tmp_path: Path) -> No
     path = tmp_path / "t.db"
     recorder = SqliteRecorder(path)
     store = ThreadStore(recorder, cold_storage=ColdStorage.local(tmp_path / "cold"))
-    created = [ThreadCreate(id="T-1", title="Login retry"), *(message(n) for n in range(4))]
+    created: list[Delta] = [ThreadCreate(id="T-1", title="Login retry")]
+    created += [message(n) for n in range(4)]
     await recorder.append("T-1", 0, [*created, tool_message(4)])
     await recorder.append("T-2", 0, [ThreadCreate(id="T-2", title="Other"), message(10)])
     assert_index_is_exact(path)
 
     # a truncate, then two retitles and a message in one append
-    retitled = [TitleDelta(value="Second"), TitleDelta(value="Third title"), message(5)]
-    await recorder.append("T-1", 6, [TruncateDelta(from_index=2), *retitled])
+    retitled: list[Delta] = [TitleDelta(value="Second"), TitleDelta(value="Third title")]
+    await recorder.append("T-1", 6, [TruncateDelta(from_index=2), *retitled, message(5)])
     assert_index_is_exact(path)
     assert [h.message_id for h in await recorder.search("marker1")] == ["M-1"]
     assert await recorder.search("marker3") == []

@@ -7,7 +7,8 @@ append fails in the database, not in a check-then-write, and numbered by
 delete, so a cursor over ``seq`` never skips); ``messages`` maps a
 thread's message positions to the delta that carries each message, so a page
 is an index range scan whose cost does not grow with the thread and a message
-body is stored once.
+body is stored once (its delta's JSON, zstd-compressed when large: see
+recorders/sqlite_bodies.py; the search index reads its text from there too).
 
 Durability: WAL with ``synchronous=FULL`` by default; an append returns only
 after its transaction committed. All writes of this process go through one

@@ -1,10 +1,12 @@
 """How the SQLite recorder stores a delta's JSON in ``deltas.body``.
 
 A body of at least :data:`COMPRESS_FROM` bytes is stored as one zstd frame
-when that is smaller (about half, for agent transcripts; see benchmark 4 of
-``bench/foundation.py``); any other body as its JSON. A zstd frame starts with
-a magic number that no JSON text starts with, so each row tells how to read
-it, and rows written before compression existed read as they are.
+when that is smaller (40-50% of the JSON for agent transcripts; benchmark 4
+of ``bench/foundation.py``); any other body as its JSON. Reading one back
+costs a few microseconds (a page of 50 messages, about 0.3 ms more). A zstd
+frame starts with a magic number that no JSON text starts with, so each row
+tells how to read it, and rows written before compression existed read as
+they are.
 
 Python reads a body through :func:`delta_of`; SQL through
 ``threadline_delta_json(body)``, which :func:`register_functions` installs on
@@ -28,7 +30,7 @@ COMPRESS_FROM = 512
 (a frame header and tables that short text cannot pay for) and costs a
 compression per append."""
 
-_LEVEL = 3
+_LEVEL = 1  # within 1% of level 3's size on transcripts, and faster both ways
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # zstd contexts may not be shared by threads at once: the writer and the
 # readers of every recorder of the process each get their own.

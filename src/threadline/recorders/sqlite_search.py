@@ -23,7 +23,8 @@ row held when it is removed, so every removal is a ``'delete'`` command given
 the row's indexed values, computed from that same content while it is still
 there: before a thread's deltas go, before a retitle replaces the title.
 FTS5's ``'rebuild'`` and ``'integrity-check'`` commands must not be used: the
-view holds every delta, truncated and non-message ones included.
+view holds every delta, truncated and non-message ones included
+(``PRAGMA integrity_check`` checks only the structure of such an index).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ SELECT 'delete', d.seq, threadline_search_text(d.body, 0), threadline_search_tex
 
 _START, _END = "\x02", "\x03"
 
-SearchText = Callable[[bytes | None, int], str | None]
+_SearchText = Callable[[bytes | None, int], str | None]
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
@@ -115,7 +116,7 @@ def register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("threadline_search_text", 2, _search_text(), deterministic=True)
 
 
-def _search_text() -> SearchText:
+def _search_text() -> _SearchText:
     # FTS5 and the statements above read the three columns of a row one after
     # the other: decode each body once. One function per connection, and a
     # connection is used by one thread at a time.
