@@ -7,6 +7,7 @@ here define what every backend must do, with exact outcomes.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -162,6 +163,36 @@ class RecorderContract(abc.ABC):
         assert thread is not None
         assert (thread.v, len(thread.messages)) == (2, 1)
         assert len(await recorder.deltas("T-1")) == 2
+
+    async def test_concurrent_appends_each_get_their_own_answer(
+        self, recorder: ThreadRecorder
+    ) -> None:
+        # Backends may commit concurrent appends together (group commit): each
+        # still succeeds or fails alone, and two on one version never both win.
+        for i in range(6):
+            await self.create(recorder, f"T-{i}")
+        results = await asyncio.gather(
+            *(recorder.append(f"T-{i}", 1, [MessageDelta.of(msg(i))]) for i in range(6)),
+            recorder.append("T-0", 1, [TitleDelta(value="same base as T-0's message")]),
+            recorder.append("T-1", 7, [TitleDelta(value="ahead")]),
+            recorder.append("T-missing", 1, [TitleDelta(value="x")]),
+            recorder.append("T-new", 0, [ThreadCreate(id="T-new")]),
+            recorder.append("T-2", 0, [ThreadCreate(id="T-2")]),
+            return_exceptions=True,
+        )
+        assert [getattr(r, "v", None) for r in results[1:6]] == [2, 2, 2, 2, 2]
+        on_t0 = [results[0], results[6]]
+        assert sorted(type(r).__name__ for r in on_t0) == ["ThreadHead", "VersionConflict"]
+        assert isinstance(results[7], VersionConflict)
+        assert isinstance(results[8], ThreadNotFound)
+        assert getattr(results[9], "v", None) == 1
+        assert isinstance(results[10], ThreadExists)
+        heads = await recorder.heads_many([f"T-{i}" for i in range(6)] + ["T-new"])
+        assert {t: h.v for t, h in heads.items()} == {
+            **{f"T-{i}": 2 for i in range(6)},
+            "T-new": 1,
+        }
+        assert len(await recorder.deltas("T-0")) == 2
 
     # -- reading -------------------------------------------------------------
 

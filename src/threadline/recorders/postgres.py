@@ -13,7 +13,10 @@ which the database re-checks), the new head and projections are computed
 here, and one call of the ``threadline_append`` function checks the version
 under the thread's row lock and writes the log, the head and the projections
 (messages by position, links, usage, search tokens) in one transaction. A
-stale append writes nothing and becomes :class:`VersionConflict`.
+stale append writes nothing and becomes :class:`VersionConflict`. Appends
+that arrive while others of the workspace are being committed wait and go
+together, in one transaction (group commit, :mod:`.commit_groups`): the feed
+lock below would otherwise make each wait for the previous one's disk flush.
 
 Change feed: every commit that changes threads numbers its changes under the
 lock of its workspace's row, held until it commits, so the numbers of a
@@ -101,6 +104,7 @@ from threadline.recorders.base import (
     WriterLease,
     whole_log_thread_id,
 )
+from threadline.recorders.commit_groups import CommitGroups
 from threadline.recorders.workspaces import Workspaces
 from threadline.search import SearchDocument, SearchHit, parse_query
 
@@ -469,6 +473,11 @@ class PostgresRecorder(ThreadRecorder):
         # thread id -> (tid, head): heads this process wrote, reused when the next
         # append builds on the same version (the database re-checks tid and v).
         self._heads: OrderedDict[str, tuple[int, ThreadHead]] = OrderedDict()
+        # Concurrent appends share a transaction: the feed lock makes every commit
+        # of the workspace wait for the previous one's flush (see commit_groups.py).
+        self._appends: CommitGroups[Append, ThreadHead] = CommitGroups(
+            self._append_group, key=lambda append: append[0]
+        )
 
     @classmethod
     async def connect(cls, dsn: str, *, workspace: str = "default", max_size: int = 10) -> Self:
@@ -507,10 +516,59 @@ class PostgresRecorder(ThreadRecorder):
     ) -> ThreadHead:
         if not deltas:
             raise InvalidDelta(f"Nothing to append to thread {thread_id}")
-        async with self._conn() as conn:
-            tid, head = await self._append(conn, thread_id, expected_version, deltas, True)
-        self._remember(thread_id, tid, head)
-        return head
+        self._check_open()
+        return await self._appends.submit((thread_id, expected_version, deltas))
+
+    async def _append_group(self, appends: list[Append]) -> list[ThreadHead | ThreadlineError]:
+        """Appends to distinct threads that waited for one another (see
+        :class:`CommitGroups`): one transaction, one flush, one feed lock; alone,
+        one round trip. If the database refuses the group (a raised error, not a
+        stale version), each goes again alone, for its own answer."""
+        if len(appends) > 1:
+            try:
+                return await self._append_together(appends)
+            except ThreadlineError:
+                pass
+        results: list[ThreadHead | ThreadlineError] = []
+        for thread_id, expected, deltas in appends:
+            try:
+                async with self._conn() as conn:
+                    tid, head = await self._append(conn, thread_id, expected, deltas, True)
+            except ThreadlineError as exc:
+                results.append(exc)
+                continue
+            self._remember(thread_id, tid, head)
+            results.append(head)
+        return results
+
+    async def _append_together(self, appends: list[Append]) -> list[ThreadHead | ThreadlineError]:
+        results: list[ThreadHead | ThreadlineError | None] = [None] * len(appends)
+        planned: list[tuple[int, int | None, _Plan]] = []
+        written: dict[str, tuple[int, ThreadHead]] = {}
+        async with self._transaction() as conn:
+            for i, (thread_id, expected, deltas) in enumerate(appends):
+                try:
+                    tid, head = await self._base(conn, thread_id, expected, deltas)
+                    planned.append((i, tid, _plan(thread_id, head, deltas)))
+                except ThreadlineError as exc:
+                    results[i] = exc
+            planned.sort(key=lambda p: appends[p[0]][0])  # row locks in one order: no deadlock
+            arguments = [
+                self._append_args(appends[i][0], tid, appends[i][1], plan, False)
+                for i, tid, plan in planned
+            ]
+            rows = await conn.fetchmany(sql.APPEND, arguments) if arguments else []
+            for (i, _, plan), row in zip(planned, rows, strict=True):
+                thread_id, expected, _ = appends[i]
+                try:
+                    written[thread_id] = self._appended(thread_id, expected, plan, row)
+                    results[i] = plan.head
+                except ThreadlineError as exc:
+                    results[i] = exc
+            await self._publish(conn, {t: (head.v, False) for t, (_, head) in written.items()})
+        for thread_id, (tid, head) in written.items():
+            self._remember(thread_id, tid, head)
+        return [r for r in results if r is not None]  # each got a head or an error
 
     async def _append(
         self,
@@ -520,31 +578,42 @@ class PostgresRecorder(ThreadRecorder):
         deltas: Sequence[Delta],
         publish: bool,
     ) -> tuple[int, ThreadHead]:
+        tid, head = await self._base(conn, thread_id, expected, deltas)
+        plan = _plan(thread_id, head, deltas)
+        args = self._append_args(thread_id, tid, expected, plan, publish)
+        return self._appended(thread_id, expected, plan, await conn.fetchrow(sql.APPEND, *args))
+
+    async def _base(
+        self, conn: Connection, thread_id: str, expected: int, deltas: Sequence[Delta]
+    ) -> tuple[int | None, ThreadHead | None]:
+        """The row id and head an append builds on (none for a new thread): the
+        cached ones if they are at the expected version, else the database's."""
         if not deltas:
             raise InvalidDelta(f"Nothing to append to thread {thread_id}")
-        tid: int | None = None
-        head: ThreadHead | None = None
         if expected == 0:
             first = deltas[0]
             if not isinstance(first, ThreadCreate) or first.id != thread_id:
                 raise InvalidDelta(f"Thread {thread_id} must start with its thread:create delta")
-        else:
-            cached = self._heads.get(thread_id)
-            if cached is not None and cached[1].v == expected:
-                tid, head = cached
-            else:
-                row = await conn.fetchrow(sql.HEAD, self.workspace, thread_id)
-                if row is None:
-                    raise ThreadNotFound(thread_id)
-                tid, head = row[0], ThreadHead.model_validate_json(row[1])
-                if head.v != expected:
-                    raise VersionConflict(thread_id, expected, head.v)
-        plan = _plan(thread_id, head, deltas)
+            return None, None
+        cached = self._heads.get(thread_id)
+        if cached is not None and cached[1].v == expected:
+            return cached
+        row = await conn.fetchrow(sql.HEAD, self.workspace, thread_id)
+        if row is None:
+            raise ThreadNotFound(thread_id)
+        head = ThreadHead.model_validate_json(row[1])
+        if head.v != expected:
+            raise VersionConflict(thread_id, expected, head.v)
+        return row[0], head
+
+    def _append_args(
+        self, thread_id: str, tid: int | None, expected: int, plan: _Plan, publish: bool
+    ) -> tuple[object, ...]:
+        """The arguments of ``threadline_append`` (sql.APPEND) for ``plan``."""
         new = plan.head
         messages = plan.messages
         usage = plan.usage
-        row = await conn.fetchrow(
-            sql.APPEND,
+        return (
             self.workspace,
             thread_id,
             tid,
@@ -572,6 +641,11 @@ class PostgresRecorder(ThreadRecorder):
             [u[7] for u in usage],
             publish,
         )
+
+    def _appended(
+        self, thread_id: str, expected: int, plan: _Plan, row: asyncpg.Record | None
+    ) -> tuple[int, ThreadHead]:
+        """The new row id and head, or the error of a stale append (which wrote nothing)."""
         assert row is not None
         ok, found, new_tid = row
         if not ok:
@@ -581,7 +655,7 @@ class PostgresRecorder(ThreadRecorder):
             if found == 0:
                 raise ThreadNotFound(thread_id)
             raise VersionConflict(thread_id, expected, found)
-        return new_tid, new
+        return new_tid, plan.head
 
     async def _publish(self, conn: Connection, changes: dict[str, tuple[int, bool]]) -> None:
         if changes:
