@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import orjson
 from pydantic import Field, model_validator
 
 from threadline.model import _Frozen
@@ -145,3 +146,47 @@ class NewRollback:
     operation_id: str
     undoes_operation: str | None = None
     after_message: str | None = None
+
+
+# One stored change, in the column order both SQL backends use:
+# thread_id, seq, operation_id, path, before (hash, size, mode), after (hash,
+# size, mode), dirs (JSON), reverts (JSON), thread_version, at.
+ChangeRow = tuple[
+    str,
+    int,
+    str,
+    str,
+    str | None,
+    int | None,
+    int | None,
+    str | None,
+    int | None,
+    int | None,
+    bytes | None,
+    bytes | None,
+    int,
+    int,
+]
+
+
+def change_row(
+    thread_id: str, seq: int, change: NewFileChange, thread_version: int, at: int
+) -> ChangeRow:
+    """The row a backend stores for ``change``, numbered ``seq``."""
+    before, after = change.before, change.after
+    return (
+        thread_id,
+        seq,
+        change.operation_id,
+        change.path,
+        before.hash if before else None,
+        before.size if before else None,
+        before.mode if before else None,
+        after.hash if after else None,
+        after.size if after else None,
+        after.mode if after else None,
+        orjson.dumps(change.dirs) if change.dirs else None,
+        orjson.dumps(change.reverts) if change.reverts else None,
+        thread_version,
+        at,
+    )

@@ -28,6 +28,7 @@ from threadline.filelog import (
     NewFileChange,
     NewRollback,
     StoredContent,
+    change_row,
     change_type,
 )
 from threadline.ids import now_ms
@@ -177,27 +178,10 @@ async def record(
         thread_id,
     )
     at = now_ms()
-    rows: list[tuple[object, ...]] = []
-    for number, change in enumerate(changes, start=last + 1):
-        before, after = change.before, change.after
-        rows.append(
-            (
-                thread_id,
-                number,
-                change.operation_id,
-                change.path,
-                before.hash if before else None,
-                before.size if before else None,
-                before.mode if before else None,
-                after.hash if after else None,
-                after.size if after else None,
-                after.mode if after else None,
-                orjson.dumps(change.dirs) if change.dirs else None,
-                orjson.dumps(change.reverts) if change.reverts else None,
-                version,
-                at,
-            )
-        )
+    rows = [
+        change_row(thread_id, number, change, version, at)
+        for number, change in enumerate(changes, start=last + 1)
+    ]
     await conn.executemany(
         f"INSERT INTO file_changes (workspace, {_COLUMNS}) VALUES "
         f"({', '.join(f'${i}' for i in range(1, 16))})",

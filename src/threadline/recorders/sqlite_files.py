@@ -27,6 +27,7 @@ import orjson
 
 from threadline.errors import ContentMissing, InvalidFileChange, OperationNotFound, ThreadNotFound
 from threadline.filelog import (
+    ChangeRow,
     ContentUsage,
     FileChange,
     FileRollback,
@@ -34,6 +35,7 @@ from threadline.filelog import (
     NewFileChange,
     NewRollback,
     StoredContent,
+    change_row,
     change_type,
 )
 from threadline.ids import now_ms
@@ -93,22 +95,7 @@ _CHANGE_COLUMNS = (
     "after_hash, after_size, after_mode, dirs, reverts, thread_version, at"
 )
 
-_ChangeRow = tuple[
-    str,
-    int,
-    str,
-    str,
-    str | None,
-    int | None,
-    int | None,
-    str | None,
-    int | None,
-    int | None,
-    bytes | None,
-    bytes | None,
-    int,
-    int,
-]
+_ChangeRow = ChangeRow
 
 
 def _state(content_hash: str | None, size: int | None, mode: int | None) -> FileState | None:
@@ -187,27 +174,10 @@ def record(
         "SELECT COALESCE(MAX(seq), 0) FROM file_changes WHERE thread_id = ?", (thread_id,)
     ).fetchone()[0]
     at = now_ms()
-    rows: list[_ChangeRow] = []
-    for number, change in enumerate(changes, start=last + 1):
-        before, after = change.before, change.after
-        rows.append(
-            (
-                thread_id,
-                number,
-                change.operation_id,
-                change.path,
-                before.hash if before else None,
-                before.size if before else None,
-                before.mode if before else None,
-                after.hash if after else None,
-                after.size if after else None,
-                after.mode if after else None,
-                orjson.dumps(change.dirs) if change.dirs else None,
-                orjson.dumps(change.reverts) if change.reverts else None,
-                version,
-                at,
-            )
-        )
+    rows = [
+        change_row(thread_id, number, change, version, at)
+        for number, change in enumerate(changes, start=last + 1)
+    ]
     conn.executemany(
         f"INSERT INTO file_changes ({_CHANGE_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows
     )
