@@ -46,7 +46,6 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,19 +54,13 @@ import asyncpg
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
+from threadline import planner
 from threadline import search as fts
 from threadline.auth import TokenRecord
 from threadline.deltas import (
-    ChildLinkDelta,
     Delta,
     MessageDelta,
-    SummaryLinkDelta,
-    ThreadCreate,
-    TruncateDelta,
-    apply_head,
     delta_from_json,
-    delta_to_json,
-    fold_head,
 )
 from threadline.errors import (
     InvalidDelta,
@@ -90,13 +83,13 @@ from threadline.filelog import (
 )
 from threadline.ids import now_ms
 from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead
+from threadline.planner import AppendPlan
 from threadline.recorders import postgres_files as files
 from threadline.recorders import postgres_schema as sql
 from threadline.recorders.base import (
     Append,
     Change,
     LinkGraph,
-    LinkKind,
     RecordedDelta,
     ThreadLink,
     ThreadRecorder,
@@ -352,85 +345,16 @@ class PostgresWorkspaces(Workspaces):
 # -- the recorder -----------------------------------------------------------------
 
 
-@dataclass
-class _Plan:
-    """What one append writes, computed from the head it builds on."""
-
-    head: ThreadHead
-    bodies: list[bytes]
-    cut: int | None = None
-    messages: list[tuple[int, int, str]] = field(default_factory=list)  # pos, v, tokens
-    links: list[tuple[str, str, LinkKind]] = field(default_factory=list)
-    usage: list[tuple[int, int, str | None, int, int, int, int, float | None]] = field(
-        default_factory=list
-    )
-
-
-def _message_tokens(message: Message) -> str:
-    content, tools = fts.message_search_text(message)
-    return " ".join(fts.tokens(content) + fts.tokens(tools))
-
-
-def _links_of(thread_id: str, delta: Delta) -> list[tuple[str, str, LinkKind]]:
-    match delta:
-        case ThreadCreate(parent_thread_id=parent, origin_thread_id=origin):
-            links: list[tuple[str, str, LinkKind]] = []
-            if parent is not None:
-                links.append((parent, thread_id, "child"))
-            if origin is not None:
-                links.append((origin, thread_id, "summary"))
-            return links
-        case ChildLinkDelta(thread_id=child):
-            return [(thread_id, child, "child")]
-        case SummaryLinkDelta(thread_id=summary):
-            return [(thread_id, summary, "summary")]
-    return []
-
-
-def _plan(thread_id: str, head: ThreadHead | None, deltas: Sequence[Delta]) -> _Plan:
-    """Fold ``deltas`` onto ``head`` (raising :class:`InvalidDelta` before anything
-    is written) and collect the rows they add to each projection."""
-    bodies = [delta_to_json(d) for d in deltas]
-    plan = _Plan(head=head, bodies=bodies)  # type: ignore[arg-type]
-    state = head
-    for delta in deltas:
-        state = apply_head(state, delta)
-        if isinstance(delta, MessageDelta):
-            message = delta.message
-            plan.messages.append((state.message_count - 1, state.v, _message_tokens(message)))
-            usage = message.usage
-            if usage is not None:
-                plan.usage.append(
-                    (
-                        state.v,
-                        message.timestamp // _DAY_MS,
-                        usage.model,
-                        usage.input_tokens,
-                        usage.output_tokens,
-                        usage.cache_read_tokens,
-                        usage.cache_write_tokens,
-                        usage.cost_usd,
-                    )
-                )
-        elif isinstance(delta, TruncateDelta):
-            cut = delta.from_index
-            plan.messages = [m for m in plan.messages if m[0] < cut]
-            plan.cut = cut if plan.cut is None else min(plan.cut, cut)
-        else:
-            for link in _links_of(thread_id, delta):
-                if link not in plan.links:
-                    plan.links.append(link)
-    assert state is not None
-    plan.head = state
-    return plan
+def _plan(
+    thread_id: str, head: ThreadHead | None, expected: int, deltas: Sequence[Delta]
+) -> AppendPlan:
+    """The planner's plan (raising before anything is written). ``head`` is
+    ``None`` for a new thread: whether it exists is the database's to say."""
+    return planner.plan(thread_id, head, expected, deltas, at=now_ms())
 
 
 def _head_json(head: ThreadHead) -> bytes:
     return head.model_dump_json().encode()
-
-
-def _title_tokens(head: ThreadHead) -> str:
-    return " ".join(fts.tokens(head.title)) if head.title else ""
 
 
 def _message_of(body: bytes) -> Message:
@@ -543,13 +467,13 @@ class PostgresRecorder(ThreadRecorder):
 
     async def _append_together(self, appends: list[Append]) -> list[ThreadHead | ThreadlineError]:
         results: list[ThreadHead | ThreadlineError | None] = [None] * len(appends)
-        planned: list[tuple[int, int | None, _Plan]] = []
+        planned: list[tuple[int, int | None, AppendPlan]] = []
         written: dict[str, tuple[int, ThreadHead]] = {}
         async with self._transaction() as conn:
             for i, (thread_id, expected, deltas) in enumerate(appends):
                 try:
                     tid, head = await self._base(conn, thread_id, expected, deltas)
-                    planned.append((i, tid, _plan(thread_id, head, deltas)))
+                    planned.append((i, tid, _plan(thread_id, head, expected, deltas)))
                 except ThreadlineError as exc:
                     results[i] = exc
             planned.sort(key=lambda p: appends[p[0]][0])  # row locks in one order: no deadlock
@@ -579,7 +503,7 @@ class PostgresRecorder(ThreadRecorder):
         publish: bool,
     ) -> tuple[int, ThreadHead]:
         tid, head = await self._base(conn, thread_id, expected, deltas)
-        plan = _plan(thread_id, head, deltas)
+        plan = _plan(thread_id, head, expected, deltas)
         args = self._append_args(thread_id, tid, expected, plan, publish)
         return self._appended(thread_id, expected, plan, await conn.fetchrow(sql.APPEND, *args))
 
@@ -588,62 +512,55 @@ class PostgresRecorder(ThreadRecorder):
     ) -> tuple[int | None, ThreadHead | None]:
         """The row id and head an append builds on (none for a new thread): the
         cached ones if they are at the expected version, else the database's."""
-        if not deltas:
-            raise InvalidDelta(f"Nothing to append to thread {thread_id}")
-        if expected == 0:
-            first = deltas[0]
-            if not isinstance(first, ThreadCreate) or first.id != thread_id:
-                raise InvalidDelta(f"Thread {thread_id} must start with its thread:create delta")
-            return None, None
+        if expected == 0 or not deltas:
+            return None, None  # the planner refuses no deltas; the database a taken id
         cached = self._heads.get(thread_id)
         if cached is not None and cached[1].v == expected:
             return cached
         row = await conn.fetchrow(sql.HEAD, self.workspace, thread_id)
         if row is None:
-            raise ThreadNotFound(thread_id)
-        head = ThreadHead.model_validate_json(row[1])
-        if head.v != expected:
-            raise VersionConflict(thread_id, expected, head.v)
-        return row[0], head
+            return None, None
+        return row[0], ThreadHead.model_validate_json(row[1])
 
     def _append_args(
-        self, thread_id: str, tid: int | None, expected: int, plan: _Plan, publish: bool
+        self, thread_id: str, tid: int | None, expected: int, plan: AppendPlan, publish: bool
     ) -> tuple[object, ...]:
         """The arguments of ``threadline_append`` (sql.APPEND) for ``plan``."""
         new = plan.head
         messages = plan.messages
         usage = plan.usage
+        links = plan.links
         return (
             self.workspace,
             thread_id,
             tid,
             expected,
-            plan.bodies,
-            now_ms(),
+            list(plan.bodies),
+            plan.at,
             new.v,
             new.last_activity,
             _head_json(new),
-            _title_tokens(new),
+            plan.title_tokens(),
             plan.cut,
-            [m[0] for m in messages],
-            [m[1] for m in messages],
-            [m[2] for m in messages],
-            [link[0] for link in plan.links],
-            [link[1] for link in plan.links],
-            [link[2] for link in plan.links],
-            [u[0] for u in usage],
-            [u[1] for u in usage],
-            [u[2] for u in usage],
-            [u[3] for u in usage],
-            [u[4] for u in usage],
-            [u[5] for u in usage],
-            [u[6] for u in usage],
-            [u[7] for u in usage],
+            [m.pos for m in messages],
+            [m.v for m in messages],
+            [m.tokens() for m in messages],
+            [link.parent_id for link in links],
+            [link.child_id for link in links],
+            [link.kind for link in links],
+            [u.v for u in usage],
+            [u.day for u in usage],
+            [u.model for u in usage],
+            [u.input_tokens for u in usage],
+            [u.output_tokens for u in usage],
+            [u.cache_read_tokens for u in usage],
+            [u.cache_write_tokens for u in usage],
+            [u.cost_usd for u in usage],
             publish,
         )
 
     def _appended(
-        self, thread_id: str, expected: int, plan: _Plan, row: asyncpg.Record | None
+        self, thread_id: str, expected: int, plan: AppendPlan, row: asyncpg.Record | None
     ) -> tuple[int, ThreadHead]:
         """The new row id and head, or the error of a stale append (which wrote nothing)."""
         assert row is not None
@@ -962,10 +879,11 @@ class PostgresRecorder(ThreadRecorder):
             rows = await conn.fetch(
                 "SELECT v, at, body FROM deltas WHERE tid = $1 ORDER BY v", row[0]
             )
-            log = [delta_from_json(body) for _, _, body in rows]
-            fold_head(log)  # a log that does not fold raises before anything changes
+            # A log that does not fold raises here, before anything changes.
+            plan = planner.replay(thread_id, [delta_from_json(body) for _, _, body in rows])
             await conn.fetch(sql.DELETE, self.workspace, [thread_id])
-            tid, head = await self._append(conn, thread_id, 0, log, False)
+            args = self._append_args(thread_id, None, 0, plan, False)
+            tid, head = self._appended(thread_id, 0, plan, await conn.fetchrow(sql.APPEND, *args))
             await conn.execute(
                 "UPDATE deltas d SET at = t.at FROM unnest($2::integer[], $3::bigint[]) "
                 "AS t(v, at) WHERE d.tid = $1 AND d.v = t.v",

@@ -1,0 +1,347 @@
+"""The append planner: what one append changes, computed once for every backend.
+
+Pure and synchronous, no I/O. :func:`plan` takes the head an append builds on
+(``None`` for a new thread), the version the caller expects and the deltas;
+it checks the preconditions, raising the errors every backend raises
+(:class:`~threadline.errors.VersionConflict`,
+:class:`~threadline.errors.ThreadExists`,
+:class:`~threadline.errors.ThreadNotFound`,
+:class:`~threadline.errors.InvalidDelta`), and returns an :class:`AppendPlan`:
+the new head, the JSON body of each delta to log, and every row each derived
+table gains or loses. A backend executes a plan inside one transaction and
+never works any of it out again. :func:`replay` is the plan of a whole log,
+which rebuilds a thread's derived rows (``rebuild_snapshot``, restore,
+``doctor --repair``).
+
+The derived tables, and the plan's part for each:
+
+- **message positions**: ``cut`` (the rows at positions ``>= cut`` that the
+  thread had before the append go; ``None`` if none go), then ``messages``
+  (``(pos, v)``: the message at position ``pos`` is carried by delta ``v``).
+  A message appended and truncated again within one append gets no row.
+- **search documents**: one per row of ``messages`` (its content and its tool
+  text, see :func:`threadline.search.message_search_text`; a message's row
+  going with the cut takes its document with it), and the thread's title
+  document, replaced by ``head.title`` when ``retitled``.
+- **usage**: one row per message with usage that the append logs, truncated
+  or not (a truncate does not refund).
+- **links**: what the thread records (a ``thread:create``'s parent or origin,
+  ``child:link`` and ``summary:link``), each once.
+- **change feed**: the thread's entry moves to ``head.v``.
+
+The sync ledger gains no row per append: a thread is pending while its
+version (``head.v``, written with the head) exceeds the version the ledger
+says was synced, and the ledger's rows change only when a push or pull
+settles (see :mod:`threadline.recorders.sync_state`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from threadline.deltas import (
+    ChildLinkDelta,
+    Delta,
+    MessageDelta,
+    SummaryLinkDelta,
+    ThreadCreate,
+    TitleDelta,
+    TruncateDelta,
+    apply_head,
+    delta_to_json,
+)
+from threadline.errors import InvalidDelta, ThreadExists, ThreadNotFound, VersionConflict
+from threadline.model import Message, ThreadHead
+from threadline.search import message_search_text
+from threadline.search import tokens as search_tokens
+
+DAY_MS = 86_400_000
+
+LinkKind = str  # "child" or "summary" (see recorders.base.LinkKind)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """The message at position ``pos`` is carried by delta ``v``; its search
+    document is ``content`` and ``tools`` (the text of its tool calls and results)."""
+
+    pos: int
+    v: int
+    message: Message
+    content: str
+    tools: str
+
+    def tokens(self) -> str:
+        """The document's tokens, space-separated (PostgreSQL's token index)."""
+        return " ".join(search_tokens(self.content) + search_tokens(self.tools))
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """The usage of the message of delta ``v``, on UTC day ``day``."""
+
+    v: int
+    day: int
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """``child_id`` hangs under ``parent_id`` (``kind`` ``child`` or ``summary``),
+    as recorded by the planned thread."""
+
+    parent_id: str
+    child_id: str
+    kind: LinkKind
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """The change feed's entry for a thread: at version ``v`` (or deleted) at ``at``."""
+
+    thread_id: str
+    v: int
+    deleted: bool
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendPlan:
+    """Everything one append writes (see the module's docstring).
+
+    ``bodies[i]`` is the JSON of ``deltas[i]``, logged as version
+    ``expected_version + 1 + i``; ``created`` says the append makes the thread.
+    """
+
+    thread_id: str
+    expected_version: int
+    head: ThreadHead
+    deltas: tuple[Delta, ...]
+    bodies: tuple[bytes, ...]
+    at: int
+    cut: int | None
+    messages: tuple[MessageRow, ...]
+    usage: tuple[UsageRow, ...]
+    links: tuple[LinkRow, ...]
+    retitled: bool
+    feed: FeedEntry
+
+    @property
+    def created(self) -> bool:
+        return self.expected_version == 0
+
+    @property
+    def versions(self) -> range:
+        """The versions the deltas are logged as."""
+        return range(self.expected_version + 1, self.head.v + 1)
+
+    def title_tokens(self) -> str:
+        """The title document's tokens, space-separated ("" for no title)."""
+        title = self.head.title
+        return " ".join(search_tokens(title)) if title else ""
+
+
+def plan(
+    thread_id: str,
+    head: ThreadHead | None,
+    expected_version: int,
+    deltas: Sequence[Delta],
+    *,
+    at: int,
+    bodies: Sequence[bytes] | None = None,
+    archived: bool = False,
+) -> AppendPlan:
+    """The plan of appending ``deltas`` to thread ``thread_id``, whose current
+    head is ``head`` (``None`` if the caller knows of no such thread).
+
+    ``at`` is the commit time (ms) to log; ``bodies`` the deltas' JSON if the
+    caller has it already (else each delta is serialized here, once);
+    ``archived`` says the thread is in cold storage (so it cannot be created).
+    Raises before anything is planned: :class:`InvalidDelta` for no deltas, a
+    first delta that is not the thread's own ``thread:create``, a truncate out
+    of bounds, a link recorded twice or any delta that does not apply;
+    :class:`ThreadExists` for a create of a thread that exists (or is
+    archived); :class:`ThreadNotFound` and :class:`VersionConflict` for an
+    append to a thread that is missing or at another version.
+    """
+    if not deltas:
+        raise InvalidDelta(f"Nothing to append to thread {thread_id}")
+    if expected_version == 0:
+        if head is not None or archived:
+            raise ThreadExists(thread_id)
+        first = deltas[0]
+        if not isinstance(first, ThreadCreate) or first.id != thread_id:
+            raise InvalidDelta(f"Thread {thread_id} must start with its thread:create delta")
+    elif head is None:
+        raise ThreadNotFound(thread_id)
+    elif head.v != expected_version:
+        raise VersionConflict(thread_id, expected_version, head.v)
+    if bodies is None:
+        bodies = [delta_to_json(d) for d in deltas]
+    elif len(bodies) != len(deltas):
+        raise ValueError("one body per delta")
+    return _fold(thread_id, head, expected_version, tuple(deltas), tuple(bodies), at)
+
+
+def replay(thread_id: str, log: Sequence[Delta], *, at: int = 0) -> AppendPlan:
+    """The plan of a thread's whole log, appended to nothing: every derived row
+    the thread has (rebuilds drop the thread's rows and write these)."""
+    return plan(thread_id, None, 0, log, at=at)
+
+
+def _fold(
+    thread_id: str,
+    head: ThreadHead | None,
+    expected: int,
+    deltas: tuple[Delta, ...],
+    bodies: tuple[bytes, ...],
+    at: int,
+) -> AppendPlan:
+    state = head
+    cut: int | None = None
+    pending: _Messages | None = None  # message deltas not yet folded into state
+    rows: list[tuple[int, int, Message]] = []
+    usage: list[UsageRow] = []
+    links: list[LinkRow] = []
+    retitled = False
+    for delta in deltas:
+        if isinstance(delta, MessageDelta) and state is not None:
+            if pending is None:
+                pending = _Messages(state)
+            message = delta.message
+            pending.v += 1
+            rows.append((pending.count, pending.v, message))
+            pending.add(message)
+            if message.usage is not None:
+                usage.append(_usage_row(pending.v, message))
+            continue
+        if pending is not None:
+            state = pending.head()
+            pending = None
+        state = apply_head(state, delta)  # raises InvalidDelta where it does not apply
+        if isinstance(delta, TruncateDelta):
+            cut = delta.from_index if cut is None else min(cut, delta.from_index)
+            rows = [row for row in rows if row[0] < delta.from_index]
+        elif isinstance(delta, ThreadCreate | TitleDelta):
+            retitled = True
+        for link in _links_of(thread_id, delta):
+            if link not in links:
+                links.append(link)
+    if pending is not None:
+        state = pending.head()
+    assert state is not None  # deltas is not empty
+    messages = tuple(MessageRow(pos, v, m, *message_search_text(m)) for pos, v, m in rows)
+    return AppendPlan(
+        thread_id=thread_id,
+        expected_version=expected,
+        head=state,
+        deltas=deltas,
+        bodies=bodies,
+        at=at,
+        cut=cut,
+        messages=messages,
+        usage=tuple(usage),
+        links=tuple(links),
+        retitled=retitled,
+        feed=FeedEntry(thread_id, state.v, False, at),
+    )
+
+
+class _Messages:
+    """A run of message deltas folded into a head in one copy (what
+    :func:`~threadline.deltas.apply_head` does one delta at a time)."""
+
+    __slots__ = ("base", "count", "last_activity", "totals", "usage_seen", "v")
+
+    def __init__(self, base: ThreadHead) -> None:
+        self.base = base
+        self.v = base.v
+        self.count = base.message_count
+        self.last_activity = base.last_activity
+        totals = base.totals
+        self.totals: list[float] = [
+            totals.input_tokens,
+            totals.output_tokens,
+            totals.cache_read_tokens,
+            totals.cache_write_tokens,
+            totals.cost_usd,
+            totals.priced_messages,
+            totals.unpriced_messages,
+        ]
+        self.usage_seen = False
+
+    def add(self, message: Message) -> None:
+        self.count += 1
+        if message.timestamp > self.last_activity:
+            self.last_activity = message.timestamp
+        usage = message.usage
+        if usage is None:
+            return
+        self.usage_seen = True
+        t = self.totals
+        t[0] += usage.input_tokens
+        t[1] += usage.output_tokens
+        t[2] += usage.cache_read_tokens
+        t[3] += usage.cache_write_tokens
+        t[4] += usage.cost_usd or 0.0
+        priced = usage.cost_usd is not None
+        t[5] += priced
+        t[6] += not priced
+
+    def head(self) -> ThreadHead:
+        update: dict[str, object] = {
+            "v": self.v,
+            "message_count": self.count,
+            "last_activity": self.last_activity,
+        }
+        if self.usage_seen:
+            t = self.totals
+            update["totals"] = self.base.totals.model_copy(
+                update={
+                    "input_tokens": int(t[0]),
+                    "output_tokens": int(t[1]),
+                    "cache_read_tokens": int(t[2]),
+                    "cache_write_tokens": int(t[3]),
+                    "cost_usd": t[4],
+                    "priced_messages": int(t[5]),
+                    "unpriced_messages": int(t[6]),
+                }
+            )
+        return self.base.model_copy(update=update)
+
+
+def _usage_row(v: int, message: Message) -> UsageRow:
+    usage = message.usage
+    assert usage is not None
+    return UsageRow(
+        v,
+        message.timestamp // DAY_MS,
+        usage.model,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.cost_usd,
+    )
+
+
+def _links_of(thread_id: str, delta: Delta) -> list[LinkRow]:
+    match delta:
+        case ThreadCreate(parent_thread_id=parent, origin_thread_id=origin):
+            links: list[LinkRow] = []
+            if parent is not None:
+                links.append(LinkRow(parent, thread_id, "child"))
+            if origin is not None:
+                links.append(LinkRow(origin, thread_id, "summary"))
+            return links
+        case ChildLinkDelta(thread_id=child):
+            return [LinkRow(thread_id, child, "child")]
+        case SummaryLinkDelta(thread_id=summary):
+            return [LinkRow(thread_id, summary, "summary")]
+    return []
