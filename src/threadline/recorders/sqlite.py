@@ -36,12 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from threadline import planner
 from threadline.deltas import (
     Delta,
-    MessageDelta,
-    ThreadCreate,
-    TruncateDelta,
-    apply_head,
     delta_to_json,
 )
 from threadline.errors import (
@@ -171,12 +168,18 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
+_PUBLISH = "INSERT OR REPLACE INTO changes (thread_id, v, deleted, at) VALUES (?, ?, ?, ?)"
+_THREAD_ROW = "SELECT tid, head FROM threads WHERE id = ?"
+_NEW_THREAD = "INSERT INTO threads (id, v, last_activity, head) VALUES (?, 0, 0, x'')"
+_INSERT_DELTA = "INSERT INTO deltas (tid, v, at, body) VALUES (?, ?, ?, ?)"
+_CUT_MESSAGES = "DELETE FROM messages WHERE tid = ? AND pos >= ?"
+_INSERT_MESSAGE = "INSERT INTO messages (tid, pos, delta_seq) VALUES (?, ?, ?)"
+_UPDATE_HEAD = "UPDATE threads SET v = ?, last_activity = ?, head = ? WHERE tid = ?"
+
+
 def _publish(conn: sqlite3.Connection, thread_id: str, v: int, *, deleted: bool, at: int) -> None:
     """Move ``thread_id``'s row of the change feed to a new number (see migration 6)."""
-    conn.execute(
-        "INSERT OR REPLACE INTO changes (thread_id, v, deleted, at) VALUES (?, ?, ?, ?)",
-        (thread_id, v, int(deleted), at),
-    )
+    conn.execute(_PUBLISH, (thread_id, v, int(deleted), at))
 
 
 @contextlib.contextmanager
@@ -489,64 +492,53 @@ class SqliteRecorder(LocalRecorder):
         deltas: Sequence[Delta],
         bodies: list[bytes],
     ) -> ThreadHead:
-        row = conn.execute("SELECT tid, v, head FROM threads WHERE id = ?", (thread_id,)).fetchone()
-        head: ThreadHead | None
-        if expected_version == 0:
-            if row is not None or _is_archived(conn, thread_id):
-                raise ThreadExists(thread_id)
-            first = deltas[0]
-            if not isinstance(first, ThreadCreate) or first.id != thread_id:
-                raise InvalidDelta(f"Thread {thread_id} must start with its thread:create delta")
-            head = None
-        else:
-            if row is None:
-                raise ThreadNotFound(thread_id)
-            if row[1] != expected_version:
-                raise VersionConflict(thread_id, expected_version, row[1])
-            head = self._written_head(thread_id, row[2])
-        heads: list[ThreadHead] = []
-        for delta in deltas:  # validate everything before writing anything
-            head = apply_head(head, delta)
-            heads.append(head)
-        assert head is not None
-        if row is None:
-            tid = conn.execute(
-                "INSERT INTO threads (id, v, last_activity, head) VALUES (?, 0, 0, x'')",
-                (thread_id,),
-            ).lastrowid
-        else:
-            tid = row[0]
-        at = now_ms()
+        """Plan the append (:mod:`threadline.planner`) and execute the plan."""
+        row = conn.execute(_THREAD_ROW, (thread_id,)).fetchone()
+        head = None if row is None else self._written_head(thread_id, row[1])
+        archived = row is None and expected_version == 0 and _is_archived(conn, thread_id)
+        plan = planner.plan(
+            thread_id, head, expected_version, deltas, at=now_ms(), bodies=bodies, archived=archived
+        )
+        tid = conn.execute(_NEW_THREAD, (thread_id,)).lastrowid if row is None else row[0]
+        assert tid is not None
         try:
-            for delta, body, after in zip(deltas, bodies, heads, strict=True):
-                seq = conn.execute(
-                    "INSERT INTO deltas (tid, v, at, body) VALUES (?, ?, ?, ?)",
-                    (tid, after.v, at, sqlite_bodies.stored(body)),
-                ).lastrowid
-                sqlite_search.index_delta(conn, tid, seq, delta)  # before the projection moves
-                if isinstance(delta, MessageDelta):
-                    conn.execute(
-                        "INSERT INTO messages (tid, pos, delta_seq) VALUES (?, ?, ?)",
-                        (tid, after.message_count - 1, seq),
-                    )
-                elif isinstance(delta, TruncateDelta):
-                    conn.execute(
-                        "DELETE FROM messages WHERE tid = ? AND pos >= ?",
-                        (tid, delta.from_index),
-                    )
-                sqlite_relations.project(conn, tid, thread_id, seq, delta)
+            seqs = [
+                conn.execute(_INSERT_DELTA, (tid, v, plan.at, sqlite_bodies.stored(body))).lastrowid
+                for v, body in zip(plan.versions, plan.bodies, strict=True)
+            ]
         except sqlite3.IntegrityError as exc:
             # Another connection won the race for (tid, v): refuse, never overwrite.
             actual = conn.execute("SELECT v FROM threads WHERE tid = ?", (tid,)).fetchone()
             raise VersionConflict(thread_id, expected_version, actual[0] if actual else 0) from exc
+        head_json = self._write_plan(conn, tid, plan, seqs)  # type: ignore[arg-type]
+        self._remember_head(thread_id, head_json, plan.head)
+        feed = plan.feed
+        conn.execute(_PUBLISH, (thread_id, feed.v, int(feed.deleted), feed.at))
+        return plan.head
+
+    @staticmethod
+    def _write_plan(
+        conn: sqlite3.Connection, tid: int, plan: planner.AppendPlan, seqs: Sequence[int]
+    ) -> bytes:
+        """Write the derived rows of ``plan``, whose deltas are the rows ``seqs``
+        of thread ``tid``, and its head (returned as stored)."""
+        first_v = plan.expected_version + 1
+        if plan.cut is not None:
+            # The search index reads a row's text through the projection: out first.
+            sqlite_search.unindex_from(conn, tid, plan.cut)
+            conn.execute(_CUT_MESSAGES, (tid, plan.cut))
+        if plan.messages:
+            conn.executemany(
+                _INSERT_MESSAGE, [(tid, m.pos, seqs[m.v - first_v]) for m in plan.messages]
+            )
+            sqlite_search.index_messages(conn, tid, plan.messages, seqs, first_v)
+        if plan.retitled:
+            sqlite_search.set_title(conn, tid, plan.head.title)
+        sqlite_relations.write(conn, tid, plan, seqs, first_v)
+        head = plan.head
         head_json = head.model_dump_json().encode()
-        conn.execute(
-            "UPDATE threads SET v = ?, last_activity = ?, head = ? WHERE tid = ?",
-            (head.v, head.last_activity, head_json, tid),
-        )
-        self._remember_head(thread_id, head_json, head)
-        _publish(conn, thread_id, head.v, deleted=False, at=at)
-        return head
+        conn.execute(_UPDATE_HEAD, (head.v, head.last_activity, head_json, tid))
+        return head_json
 
     def _written_head(self, thread_id: str, body: bytes) -> ThreadHead:
         """The head stored as ``body``, parsed, or reused if this writer wrote it.
@@ -871,8 +863,9 @@ class SqliteRecorder(LocalRecorder):
     async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
         return await self._submit(lambda conn: self._rebuild(conn, thread_id), write=True)
 
-    @staticmethod
-    def _rebuild(conn: sqlite3.Connection, thread_id: str) -> ThreadHead | None:
+    @classmethod
+    def _rebuild(cls, conn: sqlite3.Connection, thread_id: str) -> ThreadHead | None:
+        """Drop the thread's derived rows and write those of its log's replay."""
         row = conn.execute("SELECT tid FROM threads WHERE id = ?", (thread_id,)).fetchone()
         if row is None:
             return None
@@ -880,29 +873,15 @@ class SqliteRecorder(LocalRecorder):
         rows = conn.execute(
             "SELECT seq, body FROM deltas WHERE tid = ? ORDER BY v", (tid,)
         ).fetchall()
-        head: ThreadHead | None = None
-        conn.execute("DELETE FROM messages WHERE tid = ?", (tid,))
-        for seq, body in rows:
-            delta = sqlite_bodies.delta_of(body)
-            head = apply_head(head, delta)
-            if isinstance(delta, MessageDelta):
-                conn.execute(
-                    "INSERT INTO messages (tid, pos, delta_seq) VALUES (?, ?, ?)",
-                    (tid, head.message_count - 1, seq),
-                )
-            elif isinstance(delta, TruncateDelta):
-                conn.execute(
-                    "DELETE FROM messages WHERE tid = ? AND pos >= ?", (tid, delta.from_index)
-                )
-        if head is None:
+        if not rows:
             raise InvalidDelta(f"Thread {thread_id} has no log to rebuild its head from")
-        conn.execute(
-            "UPDATE threads SET v = ?, last_activity = ?, head = ? WHERE tid = ?",
-            (head.v, head.last_activity, head.model_dump_json().encode(), tid),
-        )
-        sqlite_search.reindex_thread(conn, tid)
-        sqlite_relations.reproject(conn, tid, thread_id)
-        return head
+        # A log that does not fold raises here, before anything changes.
+        plan = planner.replay(thread_id, [sqlite_bodies.delta_of(body) for _, body in rows])
+        sqlite_search.unindex_thread(conn, tid)
+        sqlite_relations.forget(conn, tid)
+        conn.execute("DELETE FROM messages WHERE tid = ?", (tid,))
+        cls._write_plan(conn, tid, plan, [seq for seq, _ in rows])
+        return plan.head
 
     # -- the sync ledger (see recorders/sync_state.py and recorders/sqlite_sync.py)
 

@@ -27,16 +27,10 @@ from collections.abc import Sequence
 
 import orjson
 
-from threadline.deltas import (
-    ChildLinkDelta,
-    Delta,
-    MessageDelta,
-    SummaryLinkDelta,
-    ThreadCreate,
-)
 from threadline.model import Thread, ThreadHead
+from threadline.planner import AppendPlan
 from threadline.recorders.base import LinkGraph, LinkKind, ThreadLink, UsageGroup
-from threadline.recorders.sqlite_bodies import delta_of, message_of
+from threadline.recorders.sqlite_bodies import message_of
 
 DAY_MS = 86_400_000
 
@@ -98,51 +92,38 @@ INSERT INTO message_usage
 # -- projections, in the appending transaction ------------------------------------
 
 
-def _links_of(thread_id: str, delta: Delta) -> list[tuple[str, str, LinkKind]]:
-    match delta:
-        case ThreadCreate(parent_thread_id=parent, origin_thread_id=origin):
-            links: list[tuple[str, str, LinkKind]] = []
-            if parent is not None:
-                links.append((parent, thread_id, "child"))
-            if origin is not None:
-                links.append((origin, thread_id, "summary"))
-            return links
-        case ChildLinkDelta(thread_id=child):
-            return [(thread_id, child, "child")]
-        case SummaryLinkDelta(thread_id=summary):
-            return [(thread_id, summary, "summary")]
-    return []
+_INSERT_USAGE = "INSERT INTO message_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_LINK = (
+    "INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind) VALUES (?, ?, ?, ?)"
+)
 
 
-def project(
-    conn: sqlite3.Connection, tid: int | None, thread_id: str, seq: int | None, delta: Delta
+def write(
+    conn: sqlite3.Connection, tid: int, plan: AppendPlan, seqs: Sequence[int], first_v: int
 ) -> None:
-    """Record the links and the usage that ``delta`` carries; call it after the
-    delta's row is written (``seq`` is its rowid, ``tid`` its thread's)."""
-    if isinstance(delta, MessageDelta):
-        message = delta.message
-        usage = message.usage
-        if usage is not None:
-            conn.execute(
-                "INSERT INTO message_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    """Record the usage rows and links of ``plan`` for thread ``tid``;
+    ``seqs[v - first_v]`` is the rowid of the delta of version ``v``."""
+    if plan.usage:
+        conn.executemany(
+            _INSERT_USAGE,
+            [
                 (
-                    seq,
+                    seqs[u.v - first_v],
                     tid,
-                    message.timestamp // DAY_MS,
-                    usage.model,
-                    usage.input_tokens,
-                    usage.output_tokens,
-                    usage.cache_read_tokens,
-                    usage.cache_write_tokens,
-                    usage.cost_usd,
-                ),
-            )
-        return
-    for parent_id, child_id, kind in _links_of(thread_id, delta):
-        conn.execute(
-            "INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind) "
-            "VALUES (?, ?, ?, ?)",
-            (tid, parent_id, child_id, kind),
+                    u.day,
+                    u.model,
+                    u.input_tokens,
+                    u.output_tokens,
+                    u.cache_read_tokens,
+                    u.cache_write_tokens,
+                    u.cost_usd,
+                )
+                for u in plan.usage
+            ],
+        )
+    if plan.links:
+        conn.executemany(
+            _INSERT_LINK, [(tid, link.parent_id, link.child_id, link.kind) for link in plan.links]
         )
 
 
@@ -150,14 +131,6 @@ def forget(conn: sqlite3.Connection, tid: int) -> None:
     """Drop what the thread ``tid`` recorded (when its log goes)."""
     conn.execute("DELETE FROM thread_links WHERE owner_tid = ?", (tid,))
     conn.execute("DELETE FROM message_usage WHERE tid = ?", (tid,))
-
-
-def reproject(conn: sqlite3.Connection, tid: int, thread_id: str) -> None:
-    """Rebuild what the thread ``tid`` recorded from its log (they are caches of it)."""
-    forget(conn, tid)
-    rows = conn.execute("SELECT seq, body FROM deltas WHERE tid = ? ORDER BY v", (tid,)).fetchall()
-    for seq, body in rows:
-        project(conn, tid, thread_id, seq, delta_of(body))
 
 
 # -- queries, in a read snapshot ---------------------------------------------------

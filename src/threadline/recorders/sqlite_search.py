@@ -3,11 +3,12 @@
 One FTS5 row per current message, whose rowid is the ``seq`` of the delta that
 carries the message (the message projection maps positions to it), and one
 per titled thread, whose rowid is ``-tid``. The recorder calls
-:func:`index_delta` for every delta it appends and :func:`unindex_thread`
-before deleting a thread's log, inside the same transaction, so the index
-never disagrees with what is committed: a truncate removes the dropped
-messages' rows before their projection rows go, a retitle replaces the title
-row.
+:func:`index_messages`, :func:`unindex_from` and :func:`set_title` with what
+the append planner (:mod:`threadline.planner`) says an append adds, cuts and
+retitles, and :func:`unindex_thread` before deleting a thread's log, inside
+the same transaction, so the index never disagrees with what is committed: a
+truncate removes the dropped messages' rows before their projection rows go,
+a retitle replaces the title row.
 
 Columns: ``body`` (content, or the title), ``tools`` (tool calls and
 results), and, unindexed, the thread's ``tid`` and the ``message_id``.
@@ -30,9 +31,10 @@ view holds every delta, truncated and non-message ones included
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from threadline.deltas import Delta, MessageDelta, ThreadCreate, TitleDelta, TruncateDelta
+from threadline.deltas import MessageDelta
+from threadline.planner import MessageRow
 from threadline.recorders.sqlite_bodies import delta_of
 from threadline.search import (
     SNIPPET_TOKENS,
@@ -137,30 +139,40 @@ def _search_text() -> _SearchText:
     return column
 
 
-def index_delta(conn: sqlite3.Connection, tid: int | None, seq: int | None, delta: Delta) -> None:
-    """Keep the index in step with one appended delta. Call it after the delta's
-    row is written (``seq`` is its rowid) and before the message projection
-    changes for it."""
-    if tid is None or seq is None:
-        raise ValueError("index_delta needs the rowids of a written thread and delta")
-    if isinstance(delta, MessageDelta):
-        # The same values threadline_search_text reads back from the body.
-        body, tools = message_search_text(delta.message)
-        conn.execute(
-            "INSERT INTO search_index (rowid, body, tools, tid, message_id) VALUES (?, ?, ?, ?, ?)",
-            (seq, body, tools, tid, delta.message.id),
-        )
-    elif isinstance(delta, TruncateDelta):
-        conn.execute(
-            _UNINDEX_MESSAGES + "FROM messages m JOIN deltas d ON d.seq = m.delta_seq "
-            "WHERE m.tid = ? AND m.pos >= ?",
-            (tid, delta.from_index),
-        )
-    elif isinstance(delta, ThreadCreate | TitleDelta):
-        _set_title(conn, tid, delta.title if isinstance(delta, ThreadCreate) else delta.value)
+_INDEX_MESSAGE = (
+    "INSERT INTO search_index (rowid, body, tools, tid, message_id) VALUES (?, ?, ?, ?, ?)"
+)
 
 
-def _set_title(conn: sqlite3.Connection, tid: int, title: str | None) -> None:
+def index_messages(
+    conn: sqlite3.Connection,
+    tid: int,
+    rows: Sequence[MessageRow],
+    seqs: Sequence[int],
+    first_v: int,
+) -> None:
+    """Index the messages of a plan's rows; ``seqs[v - first_v]`` is the rowid of
+    the delta of version ``v``. The planner computed the text
+    (:func:`~threadline.search.message_search_text`, which
+    ``threadline_search_text`` reads back from the body)."""
+    conn.executemany(
+        _INDEX_MESSAGE,
+        [(seqs[r.v - first_v], r.content, r.tools, tid, r.message.id) for r in rows],
+    )
+
+
+def unindex_from(conn: sqlite3.Connection, tid: int, cut: int) -> None:
+    """Remove the rows of the thread's messages at positions ``>= cut``; call it
+    before their projection rows go."""
+    conn.execute(
+        _UNINDEX_MESSAGES + "FROM messages m JOIN deltas d ON d.seq = m.delta_seq "
+        "WHERE m.tid = ? AND m.pos >= ?",
+        (tid, cut),
+    )
+
+
+def set_title(conn: sqlite3.Connection, tid: int, title: str | None) -> None:
+    """Make ``title`` the thread's title document (none for no title)."""
     old = conn.execute("SELECT title FROM search_titles WHERE key = ?", (-tid,)).fetchone()
     if old is not None:
         if old[0] == title:
@@ -193,24 +205,7 @@ def unindex_thread(conn: sqlite3.Connection, tid: int) -> None:
         (tid,),
     ).fetchall()  # read before the removals change search_index_docsize
     conn.executemany(_UNINDEX_MESSAGES + "FROM deltas d WHERE d.seq = ?", indexed)
-    _set_title(conn, tid, None)
-
-
-def reindex_thread(conn: sqlite3.Connection, tid: int) -> None:
-    """Index a thread afresh from its projection and head (after a rebuild of
-    them, which may have found them wrong)."""
-    unindex_thread(conn, tid)
-    conn.execute(
-        "INSERT INTO search_index (rowid, body, tools, tid, message_id) "
-        "SELECT d.seq, threadline_search_text(d.body, 0), threadline_search_text(d.body, 1), "
-        "d.tid, threadline_search_text(d.body, 2) "
-        "FROM messages m JOIN deltas d ON d.seq = m.delta_seq WHERE m.tid = ?",
-        (tid,),
-    )
-    head = conn.execute(
-        "SELECT json_extract(CAST(head AS TEXT), '$.title') FROM threads WHERE tid = ?", (tid,)
-    ).fetchone()
-    _set_title(conn, tid, None if head is None else head[0])
+    set_title(conn, tid, None)
 
 
 RANKED_CANDIDATES = 1000
