@@ -74,7 +74,7 @@ class MessageRow:
 
     def tokens(self) -> str:
         """The document's tokens, space-separated (PostgreSQL's token index)."""
-        return " ".join(search_tokens(self.content) + search_tokens(self.tools))
+        return document_tokens(self.content, self.tools)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +143,7 @@ class AppendPlan:
 
     def title_tokens(self) -> str:
         """The title document's tokens, space-separated ("" for no title)."""
-        title = self.head.title
-        return " ".join(search_tokens(title)) if title else ""
+        return title_tokens(self.head.title)
 
 
 def plan(
@@ -173,11 +172,13 @@ def plan(
     if not deltas:
         raise InvalidDelta(f"Nothing to append to thread {thread_id}")
     if expected_version == 0:
-        if head is not None or archived:
-            raise ThreadExists(thread_id)
+        # The shape first: a backend that cannot see the head (PostgreSQL leaves
+        # a taken id to the database) refuses a malformed create the same way.
         first = deltas[0]
         if not isinstance(first, ThreadCreate) or first.id != thread_id:
             raise InvalidDelta(f"Thread {thread_id} must start with its thread:create delta")
+        if head is not None or archived:
+            raise ThreadExists(thread_id)
     elif head is None:
         raise ThreadNotFound(thread_id)
     elif head.v != expected_version:
@@ -345,3 +346,41 @@ def _links_of(thread_id: str, delta: Delta) -> list[LinkRow]:
         case SummaryLinkDelta(thread_id=summary):
             return [LinkRow(thread_id, summary, "summary")]
     return []
+
+
+# -- the derived rows of a store, in one form for every backend ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRows:
+    """One thread's derived rows as every backend can report them: its head,
+    message positions ``(pos, v)`` by position, usage rows by version, links,
+    the tokens of each message's search document ``(v, tokens)`` by version,
+    and the tokens of its title document."""
+
+    head: ThreadHead
+    positions: tuple[tuple[int, int], ...]
+    usage: tuple[UsageRow, ...]
+    links: frozenset[LinkRow]
+    documents: tuple[tuple[int, str], ...]
+    title_tokens: str
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedRows:
+    """A store's derived rows (see ``derived_rows()`` of the recorders): each
+    active thread's, and the change feed as ``(thread_id, v, deleted)`` in
+    cursor order. Two stores given the same appends report equal ones."""
+
+    threads: dict[str, ThreadRows]
+    feed: tuple[tuple[str, int, bool], ...]
+
+
+def document_tokens(content: str, tools: str) -> str:
+    """The tokens of a message's search document, space-separated."""
+    return " ".join(search_tokens(content) + search_tokens(tools))
+
+
+def title_tokens(title: str | None) -> str:
+    """The tokens of a title document, space-separated ("" for no title)."""
+    return " ".join(search_tokens(title)) if title else ""

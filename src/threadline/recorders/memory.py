@@ -1,25 +1,22 @@
 """In-memory recorder: the fastest backend and the fake unit tests use.
 
 It keeps nothing across processes; it passes the same contract suite as the
-durable backends.
+durable backends. An append is planned by :mod:`threadline.planner` and the
+plan is executed into dictionaries (the derived rows of each thread, the
+change feed), as the other backends execute it into tables; nothing is worked
+out again at query time.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from threadline.deltas import (
-    Delta,
-    MessageDelta,
-    ThreadCreate,
-    TruncateDelta,
-    apply_head,
-    fold_head,
-)
+from threadline import planner
+from threadline.deltas import Delta
 from threadline.errors import (
-    InvalidDelta,
     StoreClosed,
     ThreadExists,
     ThreadlineError,
@@ -27,16 +24,9 @@ from threadline.errors import (
     VersionConflict,
     WriterBusy,
 )
-from threadline.filelog import (
-    ContentUsage,
-    FileChange,
-    FileRollback,
-    NewFileChange,
-    NewRollback,
-    StoredContent,
-)
 from threadline.ids import now_ms
-from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead, Usage
+from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead
+from threadline.planner import AppendPlan, DerivedRows, LinkRow, MessageRow, ThreadRows, UsageRow
 from threadline.recorders.base import (
     Append,
     Change,
@@ -48,15 +38,21 @@ from threadline.recorders.base import (
     WriterLease,
     whole_log_thread_id,
 )
-from threadline.recorders.memory_files import MemoryFileLog
+from threadline.recorders.memory_files import MemoryFileMethods
 from threadline.search import SearchDocument, SearchHit, bm25_rank, parse_query
+
+_T = TypeVar("_T")
 
 
 @dataclass
 class _Entry:
+    """One thread: its log and the derived rows its plans gave it."""
+
     head: ThreadHead
     log: list[RecordedDelta] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
+    messages: list[MessageRow] = field(default_factory=list)  # by position
+    usage: list[UsageRow] = field(default_factory=list)
+    links: list[LinkRow] = field(default_factory=list)
 
 
 class _MemoryLease(WriterLease):
@@ -68,14 +64,14 @@ class _MemoryLease(WriterLease):
         self._held.discard(self.thread_id)
 
 
-class MemoryRecorder(ThreadRecorder):
+class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
     def __init__(self) -> None:
+        super().__init__()
         self._threads: dict[str, _Entry] = {}
         self._leases: set[str] = set()
         self._closed = False
         self._archived: dict[str, ArchivedThread] = {}
         self._lifecycle: dict[str, LifecycleOp] = {}
-        self._files = MemoryFileLog()
         # The change feed: each thread's newest change, in cursor order.
         self._feed: OrderedDict[str, Change] = OrderedDict()
         self._feed_seq = 0
@@ -88,49 +84,99 @@ class MemoryRecorder(ThreadRecorder):
         if self._closed:
             raise StoreClosed()
 
+    # -- writes: plan, then execute ---------------------------------------------
+
+    def _plan(
+        self, append: Append, heads: dict[str, ThreadHead | None] | None = None
+    ) -> AppendPlan:
+        """The plan of ``append`` onto the current head (or onto ``heads``, the
+        heads earlier plans of one batch leave)."""
+        thread_id, expected, deltas = append
+        if heads is not None and thread_id in heads:
+            head = heads[thread_id]
+        else:
+            entry = self._threads.get(thread_id)
+            head = None if entry is None else entry.head
+        archived = head is None and thread_id in self._archived
+        return planner.plan(thread_id, head, expected, deltas, at=now_ms(), archived=archived)
+
+    def _execute(self, plan: AppendPlan) -> ThreadHead:
+        thread_id = plan.thread_id
+        entry = self._threads.get(thread_id) if not plan.created else None
+        if entry is None:
+            entry = self._threads[thread_id] = _Entry(plan.head)
+        if plan.cut is not None:
+            del entry.messages[plan.cut :]
+        entry.messages.extend(plan.messages)
+        entry.usage.extend(plan.usage)
+        entry.links.extend(link for link in plan.links if link not in entry.links)
+        entry.log.extend(
+            RecordedDelta(thread_id, v, plan.at, delta)
+            for v, delta in zip(plan.versions, plan.deltas, strict=True)
+        )
+        entry.head = plan.head
+        feed = plan.feed
+        self._publish(thread_id, feed.v, deleted=feed.deleted, at=feed.at)
+        return plan.head
+
     async def append(
         self, thread_id: str, expected_version: int, deltas: Sequence[Delta]
     ) -> ThreadHead:
         self._check_open()
-        if not deltas:
-            raise InvalidDelta(f"Nothing to append to thread {thread_id}")
-        entry = self._threads.get(thread_id)
-        if expected_version == 0:
-            if entry is not None or thread_id in self._archived:
-                raise ThreadExists(thread_id)
-            first = deltas[0]
-            if not isinstance(first, ThreadCreate) or first.id != thread_id:
-                raise InvalidDelta(f"Thread {thread_id} must start with its thread:create delta")
-            head: ThreadHead | None = None
-        else:
-            if entry is None:
-                raise ThreadNotFound(thread_id)
-            if entry.head.v != expected_version:
-                raise VersionConflict(thread_id, expected_version, entry.head.v)
-            head = entry.head
-        # Everything is computed before anything is stored: all or nothing.
-        at = now_ms()
-        recorded: list[RecordedDelta] = []
-        for delta in deltas:
-            head = apply_head(head, delta)
-            recorded.append(RecordedDelta(thread_id, head.v, at, delta))
-        assert head is not None
+        return self._execute(self._plan((thread_id, expected_version, deltas)))
+
+    async def append_many(self, appends: Sequence[Append]) -> list[ThreadHead]:
+        self._check_open()
+        # Every plan before any execution: all or nothing.
+        heads: dict[str, ThreadHead | None] = {}
+        plans: list[AppendPlan] = []
+        for append in appends:
+            plans.append(self._plan(append, heads))
+            heads[append[0]] = plans[-1].head
+        return [self._execute(plan) for plan in plans]
+
+    async def append_each(self, appends: Sequence[Append]) -> list[ThreadHead | ThreadlineError]:
+        self._check_open()
+        results: list[ThreadHead | ThreadlineError] = []
+        for append in appends:
+            try:
+                results.append(self._execute(self._plan(append)))
+            except ThreadlineError as exc:
+                results.append(exc)
+        return results
+
+    async def delete(self, thread_id: str) -> bool:
+        self._check_open()
+        return self._delete_published(thread_id)
+
+    async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
+        self._check_open()
+        return [self._delete_published(thread_id) for thread_id in thread_ids]
+
+    def _delete_published(self, thread_id: str) -> bool:
+        """Delete a thread and its file log, leaving a tombstone in the feed."""
+        entry = self._threads.pop(thread_id, None)
         if entry is None:
-            entry = self._threads[thread_id] = _Entry(head)
-        for record in recorded:
-            if isinstance(record.delta, MessageDelta):
-                entry.messages.append(record.delta.message)
-            elif isinstance(record.delta, TruncateDelta):
-                del entry.messages[record.delta.from_index :]
-        entry.head = head
-        entry.log.extend(recorded)
-        self._publish(thread_id, head.v, deleted=False)
-        return head
+            return False
+        self._files.forget(thread_id)
+        self._publish(thread_id, entry.head.v, deleted=True, at=now_ms())
+        return True
+
+    def _publish(self, thread_id: str, v: int, *, deleted: bool, at: int) -> None:
+        self._feed_seq += 1
+        self._feed.pop(thread_id, None)
+        self._feed[thread_id] = Change(self._feed_seq, thread_id, v, deleted, at)
+
+    # -- reads ------------------------------------------------------------------
 
     async def head(self, thread_id: str) -> ThreadHead | None:
         self._check_open()
         entry = self._threads.get(thread_id)
         return None if entry is None else entry.head
+
+    async def heads_many(self, thread_ids: Sequence[str]) -> dict[str, ThreadHead]:
+        self._check_open()
+        return {i: self._threads[i].head for i in thread_ids if i in self._threads}
 
     async def load(self, thread_id: str) -> Thread | None:
         self._check_open()
@@ -138,7 +184,15 @@ class MemoryRecorder(ThreadRecorder):
         if entry is None:
             return None
         fields = entry.head.model_dump(exclude={"message_count", "last_activity", "totals"})
-        return Thread.model_construct(**fields, messages=tuple(entry.messages))
+        return Thread.model_construct(**fields, messages=tuple(m.message for m in entry.messages))
+
+    async def load_many(self, thread_ids: Sequence[str]) -> dict[str, Thread]:
+        found: dict[str, Thread] = {}
+        for thread_id in thread_ids:
+            thread = await self.load(thread_id)
+            if thread is not None:
+                found[thread_id] = thread
+        return found
 
     async def page(
         self, thread_id: str, *, limit: int, offset: int = 0, before: int | None = None
@@ -149,7 +203,7 @@ class MemoryRecorder(ThreadRecorder):
             return None
         count = len(entry.messages)
         end = max(0, (count if before is None else min(before, count)) - offset)
-        return entry.head, entry.messages[max(0, end - limit) : end]
+        return entry.head, [m.message for m in entry.messages[max(0, end - limit) : end]]
 
     async def deltas(
         self, thread_id: str, *, after: int = 0, upto: int | None = None
@@ -158,24 +212,23 @@ class MemoryRecorder(ThreadRecorder):
         entry = self._threads.get(thread_id)
         if entry is None:
             return []
-        return [r for r in entry.log[after:] if upto is None or r.v <= upto]
+        return [r for r in entry.log[max(after, 0) :] if upto is None or r.v <= upto]
 
     async def list_heads(
         self, *, limit: int, after: tuple[int, str] | None = None
     ) -> list[ThreadHead]:
         self._check_open()
-        heads = sorted(
-            (e.head for e in self._threads.values()),
-            key=lambda h: (h.last_activity, h.id),
-            reverse=True,
-        )
-        if after is not None:
-            heads = [h for h in heads if (h.last_activity, h.id) < after]
-        return heads[:limit]
+        return _page_of([e.head for e in self._threads.values()], lambda h: h, limit, after)
 
-    async def delete(self, thread_id: str) -> bool:
+    async def changes_since(self, cursor: int, *, limit: int) -> list[Change]:
         self._check_open()
-        return self._delete_published(thread_id)
+        found: list[Change] = []
+        for change in reversed(self._feed.values()):  # newest first: stop at the cursor
+            if change.cursor <= cursor:
+                break
+            found.append(change)
+        found.reverse()
+        return found[:limit]
 
     def acquire_lease(self, thread_id: str) -> WriterLease:
         self._check_open()
@@ -187,80 +240,14 @@ class MemoryRecorder(ThreadRecorder):
     async def close(self) -> None:
         self._closed = True
 
-    # -- relationships and costs ----------------------------------------------
-
-    async def append_many(self, appends: Sequence[Append]) -> list[ThreadHead]:
-        self._check_open()
-        # Remember each touched thread as it was, and put it back on any failure.
-        saved: dict[str, tuple[_Entry, ThreadHead, int, list[Message]] | None] = {}
-        for thread_id, _, _ in appends:
-            if thread_id not in saved:
-                entry = self._threads.get(thread_id)
-                saved[thread_id] = (
-                    None
-                    if entry is None
-                    else (entry, entry.head, len(entry.log), list(entry.messages))
-                )
-        feed = (self._feed.copy(), self._feed_seq)
-        try:
-            return [await self.append(*append) for append in appends]
-        except BaseException:
-            for thread_id, before in saved.items():
-                if before is None:
-                    self._threads.pop(thread_id, None)
-                    continue
-                entry, head, log_length, messages = before
-                entry.head = head
-                del entry.log[log_length:]
-                entry.messages[:] = messages
-                self._threads[thread_id] = entry
-            self._feed, self._feed_seq = feed
-            raise
-
-    async def append_each(self, appends: Sequence[Append]) -> list[ThreadHead | ThreadlineError]:
-        self._check_open()
-        results: list[ThreadHead | ThreadlineError] = []
-        for append in appends:
-            try:
-                results.append(await self.append(*append))
-            except ThreadlineError as exc:
-                results.append(exc)
-        return results
-
-    async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
-        self._check_open()
-        return [self._delete_published(thread_id) for thread_id in thread_ids]
-
-    async def load_many(self, thread_ids: Sequence[str]) -> dict[str, Thread]:
-        self._check_open()
-        found: dict[str, Thread] = {}
-        for thread_id in thread_ids:
-            thread = await self.load(thread_id)
-            if thread is not None:
-                found[thread_id] = thread
-        return found
-
-    async def heads_many(self, thread_ids: Sequence[str]) -> dict[str, ThreadHead]:
-        self._check_open()
-        return {i: self._threads[i].head for i in thread_ids if i in self._threads}
-
-    def _links(self) -> set[ThreadLink]:
-        """Every link either end records, as the SQLite projection keeps them."""
-        links: set[ThreadLink] = set()
-        for entry in self._threads.values():
-            head = entry.head
-            links.update(ThreadLink(head.id, c, "child") for c in head.child_thread_ids)
-            links.update(ThreadLink(head.id, s, "summary") for s in head.summary_thread_ids)
-            if head.parent_thread_id is not None:
-                links.add(ThreadLink(head.parent_thread_id, head.id, "child"))
-            if head.origin_thread_id is not None:
-                links.add(ThreadLink(head.origin_thread_id, head.id, "summary"))
-        return links
+    # -- relationships and costs: from the links and usage rows ---------------------
 
     def _walk(self, thread_id: str, *, down: bool) -> LinkGraph:
         by_end: dict[str, list[ThreadLink]] = {}
-        for link in self._links():
-            by_end.setdefault(link.parent_id if down else link.child_id, []).append(link)
+        for entry in self._threads.values():
+            for row in entry.links:
+                link = ThreadLink(row.parent_id, row.child_id, row.kind)  # type: ignore[arg-type]
+                by_end.setdefault(link.parent_id if down else link.child_id, []).append(link)
         reached: list[ThreadLink] = []
         seen = {thread_id}
         frontier = [thread_id]
@@ -275,7 +262,8 @@ class MemoryRecorder(ThreadRecorder):
                         following.append(nxt)
             frontier = following
         heads = {i: self._threads[i].head for i in seen if i in self._threads}
-        return LinkGraph(tuple(reached), heads, frozenset(seen & self._archived.keys()))
+        links = tuple(dict.fromkeys(reached))
+        return LinkGraph(links, heads, frozenset(seen & self._archived.keys()))
 
     async def subtree(self, thread_id: str) -> LinkGraph:
         self._check_open()
@@ -293,27 +281,67 @@ class MemoryRecorder(ThreadRecorder):
         if subtrees and thread_ids is not None:
             for thread_id in thread_ids:
                 scope.update(self._walk(thread_id, down=True).heads)
-        groups: dict[_UsageKey, _UsageSums] = {}
+        groups: dict[tuple[object, ...], list[float]] = {}
         for thread_id in sorted(scope & self._threads.keys()):
-            for record in self._threads[thread_id].log:
-                if isinstance(record.delta, MessageDelta):
-                    message = record.delta.message
-                    if message.usage is not None:
-                        _add_usage(groups, thread_id, message.timestamp, message.usage)
+            for u in self._threads[thread_id].usage:
+                tokens = (
+                    u.input_tokens,
+                    u.output_tokens,
+                    u.cache_read_tokens,
+                    u.cache_write_tokens,
+                )
+                # Unpriced messages group only with ones of the same size.
+                size = tokens if u.cost_usd is None else None
+                sums = groups.setdefault((thread_id, u.model, u.day, size), [0, 0, 0, 0, 0, 0.0])
+                sums[0] += 1
+                for i, count in enumerate(tokens, start=1):
+                    sums[i] += count
+                sums[5] += u.cost_usd or 0.0
         return [
             UsageGroup(
-                thread_id=thread_id,
-                model=model,
-                day=day,
-                messages=sums.messages,
-                input_tokens=sums.tokens[0],
-                output_tokens=sums.tokens[1],
-                cache_read_tokens=sums.tokens[2],
-                cache_write_tokens=sums.tokens[3],
-                cost_usd=None if size is not None else sums.cost_usd,
+                thread_id=str(thread_id),
+                model=model,  # type: ignore[arg-type]
+                day=int(day),  # type: ignore[call-overload]
+                messages=int(s[0]),
+                input_tokens=int(s[1]),
+                output_tokens=int(s[2]),
+                cache_read_tokens=int(s[3]),
+                cache_write_tokens=int(s[4]),
+                cost_usd=None if size is not None else s[5],
             )
-            for (thread_id, model, day, size), sums in groups.items()
+            for (thread_id, model, day, size), s in groups.items()
         ]
+
+    # -- search: BM25 over the documents the plans gave ------------------------------
+
+    async def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
+        """BM25 over every current message and title, computed on each call: a
+        scan, which is what a fake needs (the SQLite backend keeps an index)."""
+        self._check_open()
+        terms = parse_query(query)
+        documents: list[tuple[tuple[str, str | None], SearchDocument]] = []
+        for thread_id, entry in self._threads.items():
+            if entry.head.title:
+                documents.append(((thread_id, None), SearchDocument.of_title(entry.head.title)))
+            documents.extend(
+                ((thread_id, m.message.id), SearchDocument((m.content, m.tools)))
+                for m in entry.messages
+            )
+        hits: list[SearchHit] = []
+        for score, (thread_id, message_id), document in bm25_rank(documents, terms)[:limit]:
+            snippet, highlights = document.snippet(terms)
+            hits.append(
+                SearchHit(
+                    thread_id=thread_id,
+                    message_id=message_id,
+                    kind="title" if message_id is None else "message",
+                    snippet=snippet,
+                    highlights=highlights,
+                    score=score,
+                    thread_title=self._threads[thread_id].head.title,
+                )
+            )
+        return hits
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -348,7 +376,8 @@ class MemoryRecorder(ThreadRecorder):
         self, logs: Sequence[Sequence[RecordedDelta]], op: LifecycleOp
     ) -> list[ThreadHead]:
         self._check_open()
-        for log in logs:  # check and fold everything before changing anything
+        plans: list[tuple[AppendPlan, Sequence[RecordedDelta]]] = []
+        for log in logs:  # check and plan everything before changing anything
             thread_id = whole_log_thread_id(log)
             if thread_id in self._threads:
                 raise ThreadExists(thread_id)
@@ -357,15 +386,12 @@ class MemoryRecorder(ThreadRecorder):
                 raise ThreadNotFound(thread_id)
             if archived.object.v != len(log):
                 raise VersionConflict(thread_id, archived.object.v, len(log))
-            fold_head(r.delta for r in log)
+            plans.append((planner.replay(thread_id, [r.delta for r in log], at=now_ms()), log))
         heads: list[ThreadHead] = []
-        for log in logs:
-            thread_id = log[0].thread_id
-            del self._archived[thread_id]
-            # Through append, so that whatever it maintains is maintained; then the
-            # log gets its original commit times back.
-            heads.append(await self.append(thread_id, 0, [r.delta for r in log]))
-            self._threads[thread_id].log = list(log)
+        for plan, log in plans:
+            del self._archived[plan.thread_id]
+            heads.append(self._execute(plan))
+            self._threads[plan.thread_id].log = list(log)  # the original commit times
         self._lifecycle[op.id] = op
         return heads
 
@@ -377,183 +403,60 @@ class MemoryRecorder(ThreadRecorder):
         self, *, limit: int, after: tuple[int, str] | None = None
     ) -> list[ArchivedThread]:
         self._check_open()
-        entries = sorted(
-            self._archived.values(),
-            key=lambda e: (e.head.last_activity, e.id),
-            reverse=True,
-        )
-        if after is not None:
-            entries = [e for e in entries if (e.head.last_activity, e.id) < after]
-        return entries[:limit]
+        return _page_of(list(self._archived.values()), lambda e: e.head, limit, after)
 
     async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
         self._check_open()
         entry = self._threads.get(thread_id)
         if entry is None:
             return None
-        rebuilt = self._threads[thread_id] = _entry_of(entry.log)
-        return rebuilt.head
+        plan = planner.replay(thread_id, [r.delta for r in entry.log])
+        rebuilt = _Entry(plan.head, entry.log, list(plan.messages), list(plan.usage))
+        rebuilt.links = list(plan.links)
+        self._threads[thread_id] = rebuilt
+        return plan.head
 
-    # -- search ---------------------------------------------------------------
+    # -- inspection -------------------------------------------------------------
 
-    async def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
-        """BM25 over every current message and title, computed on each call: a
-        scan, which is what a fake needs (the SQLite backend keeps an index)."""
+    async def derived_rows(self) -> DerivedRows:
+        """Every derived row, in the form all backends report (for tests)."""
         self._check_open()
-        terms = parse_query(query)
-        documents: list[tuple[tuple[str, str | None], SearchDocument]] = []
-        for thread_id, entry in self._threads.items():
-            if entry.head.title:
-                documents.append(((thread_id, None), SearchDocument.of_title(entry.head.title)))
-            documents.extend(
-                ((thread_id, m.id), SearchDocument.of_message(m)) for m in entry.messages
+        threads = {
+            thread_id: ThreadRows(
+                head=entry.head,
+                positions=tuple((m.pos, m.v) for m in entry.messages),
+                usage=tuple(entry.usage),
+                links=frozenset(entry.links),
+                documents=tuple((m.v, m.tokens()) for m in sorted(entry.messages, key=_v)),
+                title_tokens=planner.title_tokens(entry.head.title),
             )
-        hits: list[SearchHit] = []
-        for score, key, document in bm25_rank(documents, terms)[:limit]:
-            thread_id, message_id = key
-            snippet, highlights = document.snippet(terms)
-            hits.append(
-                SearchHit(
-                    thread_id=thread_id,
-                    message_id=message_id,
-                    kind="title" if message_id is None else "message",
-                    snippet=snippet,
-                    highlights=highlights,
-                    score=score,
-                    thread_title=self._threads[thread_id].head.title,
-                )
-            )
-        return hits
-
-    # -- file changes (see recorders/memory_files.py) --------------------------
-
-    # -- change feed ------------------------------------------------------------
-
-    def _publish(self, thread_id: str, v: int, *, deleted: bool) -> None:
-        self._feed_seq += 1
-        self._feed.pop(thread_id, None)
-        self._feed[thread_id] = Change(self._feed_seq, thread_id, v, deleted, now_ms())
-
-    def _delete_published(self, thread_id: str) -> bool:
-        entry = self._threads.get(thread_id)
-        if entry is None or not self._drop(thread_id):
-            return False
-        self._publish(thread_id, entry.head.v, deleted=True)
-        return True
-
-    async def changes_since(self, cursor: int, *, limit: int) -> list[Change]:
-        self._check_open()
-        found: list[Change] = []
-        for change in reversed(self._feed.values()):  # newest first: stop at the cursor
-            if change.cursor <= cursor:
-                break
-            found.append(change)
-        found.reverse()
-        return found[:limit]
-
-    def _drop(self, thread_id: str) -> bool:
-        """Delete a thread, its file log and the contents only it used."""
-        if self._threads.pop(thread_id, None) is None:
-            return False
-        self._files.forget(thread_id)
-        return True
+            for thread_id, entry in self._threads.items()
+        }
+        feed = tuple((c.thread_id, c.v, c.deleted) for c in self._feed.values())
+        return DerivedRows(threads, feed)
 
     def _version(self, thread_id: str) -> int:
+        """The thread's version (for the file log's methods)."""
         entry = self._threads.get(thread_id)
         if entry is None:
             raise ThreadNotFound(thread_id)
         return entry.head.v
 
-    async def record_file_changes(
-        self,
-        thread_id: str,
-        changes: Sequence[NewFileChange],
-        contents: Sequence[StoredContent],
-        *,
-        rollback: NewRollback | None = None,
-    ) -> list[FileChange]:
-        self._check_open()
-        version = self._version(thread_id)
-        return self._files.record(thread_id, version, changes, contents, rollback)
 
-    async def file_changes(
-        self,
-        thread_id: str,
-        *,
-        operation_id: str | None = None,
-        since_version: int | None = None,
-    ) -> list[FileChange]:
-        self._check_open()
-        return self._files.changes(thread_id, operation_id, since_version)
-
-    async def file_reverts(self, thread_id: str, seqs: Sequence[int]) -> list[FileChange]:
-        self._check_open()
-        return self._files.reverts_of(thread_id, seqs)
-
-    async def latest_file_changes(
-        self, thread_id: str, paths: Sequence[str]
-    ) -> dict[str, FileChange]:
-        self._check_open()
-        return self._files.latest(thread_id, paths)
-
-    async def content_chain(self, content_hash: str) -> list[StoredContent]:
-        self._check_open()
-        return self._files.chain(content_hash)
-
-    async def content_depths(self, hashes: Sequence[str]) -> dict[str, int]:
-        self._check_open()
-        return self._files.depths(hashes)
-
-    async def content_usage(self) -> ContentUsage:
-        self._check_open()
-        return self._files.usage()
-
-    async def file_rollbacks(
-        self, thread_id: str, *, unfinished: bool = False
-    ) -> list[FileRollback]:
-        self._check_open()
-        return self._files.journal(thread_id, unfinished)
-
-    async def finish_rollback(self, thread_id: str, operation_id: str) -> None:
-        self._check_open()
-        self._files.finish(thread_id, operation_id)
+def _v(row: MessageRow) -> int:
+    return row.v
 
 
-def _entry_of(log: Sequence[RecordedDelta]) -> _Entry:
-    """A thread's head and messages folded from its whole log."""
-    entry = _Entry(fold_head(r.delta for r in log), log=list(log))
-    for record in log:
-        if isinstance(record.delta, MessageDelta):
-            entry.messages.append(record.delta.message)
-        elif isinstance(record.delta, TruncateDelta):
-            del entry.messages[record.delta.from_index :]
-    return entry
+def _page_of(
+    items: list[_T], head_of: Callable[[_T], ThreadHead], limit: int, after: tuple[int, str] | None
+) -> list[_T]:
+    """``items`` newest activity first, after the ``(last_activity, id)`` cursor."""
 
+    def key(item: _T) -> tuple[int, str]:
+        head = head_of(item)
+        return (head.last_activity, head.id)
 
-# (thread, model, UTC day, token counts of an unpriced message or None)
-_UsageKey = tuple[str, str | None, int, tuple[int, int, int, int] | None]
-
-
-@dataclass
-class _UsageSums:
-    messages: int = 0
-    tokens: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
-    cost_usd: float = 0.0
-
-
-def _add_usage(
-    groups: dict[_UsageKey, _UsageSums], thread_id: str, timestamp: int, usage: Usage
-) -> None:
-    """Count one message's usage in its :class:`UsageGroup` (see the contract)."""
-    tokens = (
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens,
-    )
-    # Unpriced messages group only with ones of the same size.
-    size = tokens if usage.cost_usd is None else None
-    sums = groups.setdefault((thread_id, usage.model, timestamp // 86_400_000, size), _UsageSums())
-    sums.messages += 1
-    sums.tokens = [a + b for a, b in zip(sums.tokens, tokens, strict=True)]
-    sums.cost_usd += usage.cost_usd or 0.0
+    ordered = sorted(items, key=key, reverse=True)
+    if after is not None:
+        ordered = [i for i in ordered if key(i) < after]
+    return ordered[:limit]

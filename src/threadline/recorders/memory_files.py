@@ -176,3 +176,72 @@ class MemoryFileLog:
             content = self.contents.pop(current, None)
             if content is not None and content.base is not None:
                 waiting.append(content.base)
+
+
+class MemoryFileMethods:
+    """The file-log methods of :class:`~threadline.recorders.MemoryRecorder`,
+    over a :class:`MemoryFileLog`. The recorder gives ``_check_open`` and
+    ``_version`` (a thread's version, or :class:`ThreadNotFound`)."""
+
+    def __init__(self) -> None:
+        self._files = MemoryFileLog()
+
+    def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def _version(self, thread_id: str) -> int:
+        raise NotImplementedError
+
+    async def record_file_changes(
+        self,
+        thread_id: str,
+        changes: Sequence[NewFileChange],
+        contents: Sequence[StoredContent],
+        *,
+        rollback: NewRollback | None = None,
+    ) -> list[FileChange]:
+        self._check_open()
+        version = self._version(thread_id)
+        return self._files.record(thread_id, version, changes, contents, rollback)
+
+    async def file_changes(
+        self,
+        thread_id: str,
+        *,
+        operation_id: str | None = None,
+        since_version: int | None = None,
+    ) -> list[FileChange]:
+        self._check_open()
+        return self._files.changes(thread_id, operation_id, since_version)
+
+    async def file_reverts(self, thread_id: str, seqs: Sequence[int]) -> list[FileChange]:
+        self._check_open()
+        return self._files.reverts_of(thread_id, seqs)
+
+    async def latest_file_changes(
+        self, thread_id: str, paths: Sequence[str]
+    ) -> dict[str, FileChange]:
+        self._check_open()
+        return self._files.latest(thread_id, paths)
+
+    async def content_chain(self, content_hash: str) -> list[StoredContent]:
+        self._check_open()
+        return self._files.chain(content_hash)
+
+    async def content_depths(self, hashes: Sequence[str]) -> dict[str, int]:
+        self._check_open()
+        return self._files.depths(hashes)
+
+    async def content_usage(self) -> ContentUsage:
+        self._check_open()
+        return self._files.usage()
+
+    async def file_rollbacks(
+        self, thread_id: str, *, unfinished: bool = False
+    ) -> list[FileRollback]:
+        self._check_open()
+        return self._files.journal(thread_id, unfinished)
+
+    async def finish_rollback(self, thread_id: str, operation_id: str) -> None:
+        self._check_open()
+        self._files.finish(thread_id, operation_id)

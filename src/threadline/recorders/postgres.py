@@ -1026,6 +1026,39 @@ class PostgresRecorder(ThreadRecorder):
         if self._owns_db:
             await self._db.close()
 
+    # -- inspection -------------------------------------------------------------
+
+    async def derived_rows(self) -> planner.DerivedRows:
+        """Every derived row of the workspace, in the form all backends report (for tests)."""
+        async with self._transaction("repeatable_read") as conn:
+            heads = await conn.fetch(sql.INSPECT_THREADS, self.workspace)
+            messages = await conn.fetch(sql.INSPECT_MESSAGES, self.workspace)
+            usage = await conn.fetch(sql.INSPECT_USAGE, self.workspace)
+            links = await conn.fetch(sql.INSPECT_LINKS, self.workspace)
+            feed = await conn.fetch(sql.INSPECT_FEED, self.workspace)
+
+        def by_tid(rows: Sequence[asyncpg.Record]) -> dict[int, list[tuple[object, ...]]]:
+            found: dict[int, list[tuple[object, ...]]] = {}
+            for row in rows:
+                found.setdefault(row[0], []).append(tuple(row)[1:])
+            return found
+
+        by_message, by_usage, by_link = by_tid(messages), by_tid(usage), by_tid(links)
+        threads: dict[str, planner.ThreadRows] = {}
+        for tid, thread_id, head, title_tokens in heads:
+            rows = by_message.get(tid, [])
+            threads[thread_id] = planner.ThreadRows(
+                head=ThreadHead.model_validate_json(head),
+                positions=tuple((pos, v) for pos, v, _ in rows),  # type: ignore[misc]
+                usage=tuple(planner.UsageRow(*u) for u in by_usage.get(tid, [])),  # type: ignore[arg-type]
+                links=frozenset(planner.LinkRow(*k) for k in by_link.get(tid, [])),  # type: ignore[arg-type]
+                documents=tuple(
+                    sorted((v, " ".join(t)) for _, v, t in rows)  # type: ignore[misc, arg-type]
+                ),
+                title_tokens=" ".join(title_tokens),
+            )
+        return planner.DerivedRows(threads, tuple((t, v, d) for t, v, d in feed))
+
 
 def _bm25(
     documents: list[tuple[_T, SearchDocument]],

@@ -386,3 +386,22 @@ SELECT
   + (SELECT count(*) FROM threads WHERE workspace = $1 AND title_tokens @> $2::text[]
      AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM unnest(title_tokens) k WHERE k LIKE $3)))
 """
+
+# -- inspection (the recorder's derived_rows, for tests) ------------------------------
+
+INSPECT_THREADS = "SELECT tid, id, head, title_tokens FROM threads WHERE workspace = $1"
+
+INSPECT_MESSAGES = """
+SELECT m.tid, m.pos, m.v, m.tokens FROM messages m JOIN threads t ON t.tid = m.tid
+WHERE t.workspace = $1 ORDER BY m.tid, m.pos
+"""
+
+INSPECT_USAGE = """
+SELECT u.tid, u.v, u.day, u.model, u.input_tokens, u.output_tokens, u.cache_read_tokens,
+       u.cache_write_tokens, u.cost_usd
+FROM message_usage u JOIN threads t ON t.tid = u.tid WHERE t.workspace = $1 ORDER BY u.tid, u.v
+"""
+
+INSPECT_LINKS = "SELECT owner_tid, parent_id, child_id, kind FROM thread_links WHERE workspace = $1"
+
+INSPECT_FEED = "SELECT thread_id, v, deleted FROM changes WHERE workspace = $1 ORDER BY seq"

@@ -1095,3 +1095,55 @@ class SqliteRecorder(LocalRecorder):
         await self._submit(
             lambda conn: sqlite_files.finish(conn, thread_id, operation_id), write=True
         )
+
+    # -- inspection -------------------------------------------------------------
+
+    async def derived_rows(self) -> planner.DerivedRows:
+        """Every derived row, in the form all backends report (for tests)."""
+        return await self._submit(_derived_rows, write=False)
+
+
+_INSPECT_THREADS = "SELECT tid, id, head FROM threads"
+_INSPECT_POSITIONS = (
+    "SELECT m.tid, m.pos, d.v FROM messages m JOIN deltas d ON d.seq = m.delta_seq "
+    "ORDER BY m.tid, m.pos"
+)
+_INSPECT_USAGE = (
+    "SELECT u.tid, d.v, u.day, u.model, u.input_tokens, u.output_tokens, "
+    "u.cache_read_tokens, u.cache_write_tokens, u.cost_usd "
+    "FROM message_usage u JOIN deltas d ON d.seq = u.delta_seq ORDER BY u.tid, d.v"
+)
+_INSPECT_LINKS = "SELECT owner_tid, parent_id, child_id, kind FROM thread_links"
+_INSPECT_DOCUMENTS = (
+    "SELECT d.tid, d.v, threadline_search_text(d.body, 0), threadline_search_text(d.body, 1) "
+    "FROM search_index_docsize z JOIN deltas d ON d.seq = z.id ORDER BY d.tid, d.v"
+)
+_INSPECT_TITLES = "SELECT -key, title FROM search_titles"
+_INSPECT_FEED = "SELECT thread_id, v, deleted FROM changes ORDER BY seq"
+
+
+def _derived_rows(conn: sqlite3.Connection) -> planner.DerivedRows:
+    def by_tid(query: str) -> dict[int, list[tuple[object, ...]]]:
+        found: dict[int, list[tuple[object, ...]]] = {}
+        for row in conn.execute(query):
+            found.setdefault(row[0], []).append(tuple(row[1:]))
+        return found
+
+    positions, usage = by_tid(_INSPECT_POSITIONS), by_tid(_INSPECT_USAGE)
+    links, documents = by_tid(_INSPECT_LINKS), by_tid(_INSPECT_DOCUMENTS)
+    titles = dict(conn.execute(_INSPECT_TITLES).fetchall())
+    threads: dict[str, planner.ThreadRows] = {}
+    for tid, thread_id, head in conn.execute(_INSPECT_THREADS).fetchall():
+        threads[thread_id] = planner.ThreadRows(
+            head=_head_from_row(head),
+            positions=tuple((int(p), int(v)) for p, v in positions.get(tid, [])),  # type: ignore[call-overload]
+            usage=tuple(planner.UsageRow(*row) for row in usage.get(tid, [])),  # type: ignore[arg-type]
+            links=frozenset(planner.LinkRow(*row) for row in links.get(tid, [])),  # type: ignore[arg-type]
+            documents=tuple(
+                (int(v), planner.document_tokens(str(c or ""), str(t or "")))  # type: ignore[call-overload]
+                for v, c, t in documents.get(tid, [])
+            ),
+            title_tokens=planner.title_tokens(titles.get(tid)),
+        )
+    feed = tuple((t, v, bool(d)) for t, v, d in conn.execute(_INSPECT_FEED))
+    return planner.DerivedRows(threads, feed)
