@@ -18,7 +18,9 @@ is wrong):
 - ``orphan``: an object in cold storage that no archived thread or pending
   operation refers to.
 
-``repair`` rebuilds heads and projections from the log (the log is the truth),
+``repair`` rebuilds heads and projections from the log (the log is the truth)
+by replaying it through the append planner (:func:`threadline.planner.replay`,
+the same plan each backend's ``rebuild_snapshot`` writes),
 finishes or undoes pending operations, and deletes orphan objects. What it
 cannot repair (a broken log, a lost object, a wrong link in an immutable log)
 stays reported as a problem.
@@ -31,9 +33,9 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from threadline.archive import Lifecycle
-from threadline.deltas import fold, fold_head
 from threadline.errors import ArchiveObjectCorrupt, ArchiveObjectMissing, InvalidDelta
 from threadline.model import ArchivedThread, ThreadHead
+from threadline.planner import replay
 
 Severity = Literal["problem", "note"]
 _PAGE = 200
@@ -171,11 +173,13 @@ async def _check_active(
         )
         return head
     try:
-        folded = fold_head(r.delta for r in log)
-        messages = fold(r.delta for r in log).messages
+        # The planner's replay: what a rebuild (repair) writes.
+        replayed = replay(head.id, [r.delta for r in log])
     except InvalidDelta as exc:
         report.findings.append(Finding("log", head.id, f"the log does not fold: {exc}"))
         return head
+    folded = replayed.head
+    messages = tuple(row.message for row in replayed.messages)
     thread = await recorder.load(head.id)
     wrong: list[Finding] = []
     if head.model_copy(update={"totals": folded.totals}) != folded:
