@@ -26,7 +26,7 @@ from threadline.deltas import (
     delta_to_json,
 )
 from threadline.model import Message, ToolCall, ToolResult
-from threadline.recorders import SqliteRecorder, sqlite_bodies, sqlite_search
+from threadline.recorders import SqliteRecorder, sqlite_bodies, sqlite_schema, sqlite_search
 from threadline.recorders.sync_state import SyncUpdate
 
 LONG = "The retry loop keeps the session token in memory while the login handler waits. " * 12
@@ -238,7 +238,7 @@ async def test_an_index_of_the_older_form_is_moved_on_open(tmp_path: Path) -> No
         "DROP TABLE search_index; DROP VIEW search_content; DROP TABLE search_titles;"
         "DELETE FROM schema_migrations WHERE version = 8;"
     )
-    for statement in sqlite_search.MIGRATION.split(";"):
+    for statement in sqlite_schema.SEARCH_MIGRATION.split(";"):
         conn.execute(statement)
     conn.commit()
     # two messages and two titles (migration 5 also indexed the empty one)

@@ -1,6 +1,6 @@
 """SQLite recorder: the embedded default.
 
-Layout (see ``_MIGRATIONS``): ``threads`` holds one row per thread with the
+Layout (see ``sql.MIGRATIONS``): ``threads`` holds one row per thread with the
 folded head as JSON; ``deltas`` is the log, unique on ``(tid, v)`` so a stale
 append fails in the database, not in a check-then-write, and numbered by
 ``seq`` in commit order (AUTOINCREMENT: a number is never reused, even after a
@@ -69,6 +69,7 @@ from threadline.recorders import (
     sqlite_search,
     sqlite_sync,
 )
+from threadline.recorders import sqlite_schema as sql
 from threadline.recorders.base import (
     Append,
     Change,
@@ -95,91 +96,10 @@ _WRITTEN_HEADS = 1024  # heads remembered by the writer (see _written_head)
 # pages ~12% (bench/foundation.py, benchmark 4), for ~10% slower single commits.
 _PAGE_SIZE = 8192
 
-# Numbered schema migrations, applied in order on open, each in the same
-# transaction as its row in schema_migrations. Never edit a released one: add
-# the next number.
-_MIGRATIONS: dict[int, str] = {
-    # 1: threads, their delta logs and the message projection.
-    1: """
-    CREATE TABLE threads (
-        tid INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        v INTEGER NOT NULL,
-        last_activity INTEGER NOT NULL,
-        head BLOB NOT NULL
-    );
-    CREATE INDEX threads_by_activity ON threads (last_activity DESC, id DESC);
-    CREATE TABLE deltas (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        tid INTEGER NOT NULL,
-        v INTEGER NOT NULL,
-        at INTEGER NOT NULL,
-        body BLOB NOT NULL,
-        UNIQUE (tid, v)
-    );
-    CREATE TABLE messages (
-        tid INTEGER NOT NULL,
-        pos INTEGER NOT NULL,
-        delta_seq INTEGER NOT NULL,
-        PRIMARY KEY (tid, pos)
-    ) WITHOUT ROWID;
-    """,
-    # 2: file changes, their contents and the rollback journal (recorders/sqlite_files.py).
-    2: sqlite_files.MIGRATION,
-    # 3: thread links and per-message usage (see recorders/sqlite_relations.py).
-    3: sqlite_relations.MIGRATION,
-    # 4: archived threads' metadata (threadline.archive) and the archive or
-    # restore ops in progress, which recovery on open finishes or undoes.
-    4: """
-    CREATE TABLE archived_threads (
-        id TEXT PRIMARY KEY,
-        last_activity INTEGER NOT NULL,
-        entry BLOB NOT NULL
-    ) WITHOUT ROWID;
-    CREATE INDEX archived_by_activity ON archived_threads (last_activity DESC, id DESC);
-    CREATE TABLE lifecycle_ops (
-        id TEXT PRIMARY KEY,
-        started INTEGER NOT NULL,
-        op BLOB NOT NULL
-    ) WITHOUT ROWID;
-    """,
-    # 5: the full-text index (see recorders/sqlite_search.py).
-    5: sqlite_search.MIGRATION,
-    # 6: the change feed (the sync server's /v1/changes): each thread's newest
-    # change, renumbered by REPLACE; AUTOINCREMENT never reuses a number and the
-    # single writer commits in number order, so a cursor never misses a commit.
-    6: """
-    CREATE TABLE changes (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        thread_id TEXT NOT NULL UNIQUE,
-        v INTEGER NOT NULL,
-        deleted INTEGER NOT NULL,
-        at INTEGER NOT NULL
-    );
-    """,
-    # 7: the sync ledger and the change-feed cursors of the servers this store
-    # syncs with (see recorders/sqlite_sync.py).
-    7: sqlite_sync.MIGRATION,
-    # 8: the full-text index without its copy of the text (see
-    # recorders/sqlite_search.py). From here on delta bodies may be
-    # zstd-compressed (recorders/sqlite_bodies.py): SQL reads them through
-    # threadline_delta_json(body).
-    8: sqlite_search.EXTERNAL_CONTENT_MIGRATION,
-}
-
-
-_PUBLISH = "INSERT OR REPLACE INTO changes (thread_id, v, deleted, at) VALUES (?, ?, ?, ?)"
-_THREAD_ROW = "SELECT tid, head FROM threads WHERE id = ?"
-_NEW_THREAD = "INSERT INTO threads (id, v, last_activity, head) VALUES (?, 0, 0, x'')"
-_INSERT_DELTA = "INSERT INTO deltas (tid, v, at, body) VALUES (?, ?, ?, ?)"
-_CUT_MESSAGES = "DELETE FROM messages WHERE tid = ? AND pos >= ?"
-_INSERT_MESSAGE = "INSERT INTO messages (tid, pos, delta_seq) VALUES (?, ?, ?)"
-_UPDATE_HEAD = "UPDATE threads SET v = ?, last_activity = ?, head = ? WHERE tid = ?"
-
 
 def _publish(conn: sqlite3.Connection, thread_id: str, v: int, *, deleted: bool, at: int) -> None:
     """Move ``thread_id``'s row of the change feed to a new number (see migration 6)."""
-    conn.execute(_PUBLISH, (thread_id, v, int(deleted), at))
+    conn.execute(sql.PUBLISH, (thread_id, v, int(deleted), at))
 
 
 @contextlib.contextmanager
@@ -199,18 +119,17 @@ def _translated(location: str) -> Iterator[None]:
 def _connect(path: str, synchronous: Synchronous, busy_timeout_ms: int) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute(sql.BUSY_TIMEOUT.format(ms=int(busy_timeout_ms)))
         # Only a new, empty database takes it (so before WAL, which writes the
         # header); an existing file keeps its own.
-        conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
+        conn.execute(sql.PAGE_SIZE.format(size=_PAGE_SIZE))
         if path != ":memory:":
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = conn.execute(sql.JOURNAL_WAL).fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreCorrupt(path, f"cannot switch to WAL journal mode (got {mode})")
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        # The search index's content view calls these (recorders/sqlite_search.py).
-        conn.execute("PRAGMA trusted_schema = ON")
+        conn.execute(sql.SYNCHRONOUS.format(mode=synchronous))
+        conn.execute(sql.FOREIGN_KEYS)
+        conn.execute(sql.TRUSTED_SCHEMA)
         sqlite_bodies.register_functions(conn)
         sqlite_search.register_functions(conn)
     except BaseException:
@@ -222,20 +141,17 @@ def _connect(path: str, synchronous: Synchronous, busy_timeout_ms: int) -> sqlit
 def _migrate(conn: sqlite3.Connection, location: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)"
-        )
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for number, script in sorted(_MIGRATIONS.items()):
+        conn.execute(sql.MIGRATIONS_TABLE)
+        done = {row[0] for row in conn.execute(sql.MIGRATIONS_DONE)}
+        for number, script in sorted(sql.MIGRATIONS.items()):
             if number in done:
                 continue
             for statement in script.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (number, now_ms()))
+            conn.execute(sql.MIGRATION_DONE, (number, now_ms()))
         newest = max(done, default=0)
-        if newest > max(_MIGRATIONS):
+        if newest > max(sql.MIGRATIONS):
             raise StoreCorrupt(
                 location, f"schema version {newest} is newer than this threadline understands"
             )
@@ -246,7 +162,7 @@ def _migrate(conn: sqlite3.Connection, location: str) -> None:
 
 
 def _is_archived(conn: sqlite3.Connection, thread_id: str) -> bool:
-    found = conn.execute("SELECT 1 FROM archived_threads WHERE id = ?", (thread_id,))
+    found = conn.execute(sql.IS_ARCHIVED, (thread_id,))
     return found.fetchone() is not None
 
 
@@ -493,27 +409,29 @@ class SqliteRecorder(LocalRecorder):
         bodies: list[bytes],
     ) -> ThreadHead:
         """Plan the append (:mod:`threadline.planner`) and execute the plan."""
-        row = conn.execute(_THREAD_ROW, (thread_id,)).fetchone()
+        row = conn.execute(sql.THREAD_ROW, (thread_id,)).fetchone()
         head = None if row is None else self._written_head(thread_id, row[1])
         archived = row is None and expected_version == 0 and _is_archived(conn, thread_id)
         plan = planner.plan(
             thread_id, head, expected_version, deltas, at=now_ms(), bodies=bodies, archived=archived
         )
-        tid = conn.execute(_NEW_THREAD, (thread_id,)).lastrowid if row is None else row[0]
+        tid = conn.execute(sql.NEW_THREAD, (thread_id,)).lastrowid if row is None else row[0]
         assert tid is not None
         try:
             seqs = [
-                conn.execute(_INSERT_DELTA, (tid, v, plan.at, sqlite_bodies.stored(body))).lastrowid
+                conn.execute(
+                    sql.INSERT_DELTA, (tid, v, plan.at, sqlite_bodies.stored(body))
+                ).lastrowid
                 for v, body in zip(plan.versions, plan.bodies, strict=True)
             ]
         except sqlite3.IntegrityError as exc:
             # Another connection won the race for (tid, v): refuse, never overwrite.
-            actual = conn.execute("SELECT v FROM threads WHERE tid = ?", (tid,)).fetchone()
+            actual = conn.execute(sql.THREAD_V_BY_TID, (tid,)).fetchone()
             raise VersionConflict(thread_id, expected_version, actual[0] if actual else 0) from exc
         head_json = self._write_plan(conn, tid, plan, seqs)  # type: ignore[arg-type]
         self._remember_head(thread_id, head_json, plan.head)
         feed = plan.feed
-        conn.execute(_PUBLISH, (thread_id, feed.v, int(feed.deleted), feed.at))
+        conn.execute(sql.PUBLISH, (thread_id, feed.v, int(feed.deleted), feed.at))
         return plan.head
 
     @staticmethod
@@ -526,10 +444,10 @@ class SqliteRecorder(LocalRecorder):
         if plan.cut is not None:
             # The search index reads a row's text through the projection: out first.
             sqlite_search.unindex_from(conn, tid, plan.cut)
-            conn.execute(_CUT_MESSAGES, (tid, plan.cut))
+            conn.execute(sql.CUT_MESSAGES, (tid, plan.cut))
         if plan.messages:
             conn.executemany(
-                _INSERT_MESSAGE, [(tid, m.pos, seqs[m.v - first_v]) for m in plan.messages]
+                sql.INSERT_MESSAGE, [(tid, m.pos, seqs[m.v - first_v]) for m in plan.messages]
             )
             sqlite_search.index_messages(conn, tid, plan.messages, seqs, first_v)
         if plan.retitled:
@@ -537,7 +455,7 @@ class SqliteRecorder(LocalRecorder):
         sqlite_relations.write(conn, tid, plan, seqs, first_v)
         head = plan.head
         head_json = head.model_dump_json().encode()
-        conn.execute(_UPDATE_HEAD, (head.v, head.last_activity, head_json, tid))
+        conn.execute(sql.UPDATE_HEAD, (head.v, head.last_activity, head_json, tid))
         return head_json
 
     def _written_head(self, thread_id: str, body: bytes) -> ThreadHead:
@@ -564,7 +482,7 @@ class SqliteRecorder(LocalRecorder):
     @classmethod
     def _delete_published(cls, conn: sqlite3.Connection, thread_id: str) -> bool:
         """:meth:`_delete`, leaving a tombstone in the change feed."""
-        row = conn.execute("SELECT v FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        row = conn.execute(sql.THREAD_V, (thread_id,)).fetchone()
         if row is None or not cls._delete(conn, thread_id):
             return False
         _publish(conn, thread_id, row[0], deleted=True, at=now_ms())
@@ -573,8 +491,7 @@ class SqliteRecorder(LocalRecorder):
     async def changes_since(self, cursor: int, *, limit: int) -> list[Change]:
         def read(conn: sqlite3.Connection) -> list[Change]:
             rows = conn.execute(
-                "SELECT seq, thread_id, v, deleted, at FROM changes WHERE seq > ? "
-                "ORDER BY seq LIMIT ?",
+                sql.CHANGES,
                 (min(cursor, 2**63 - 1), limit),
             ).fetchall()
             return [Change(seq, t, v, bool(deleted), at) for seq, t, v, deleted, at in rows]
@@ -583,40 +500,34 @@ class SqliteRecorder(LocalRecorder):
 
     @staticmethod
     def _delete(conn: sqlite3.Connection, thread_id: str) -> bool:
-        row = conn.execute("SELECT tid FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        row = conn.execute(sql.THREAD_TID, (thread_id,)).fetchone()
         if row is None:
             return False
         sqlite_search.unindex_thread(conn, row[0])
         sqlite_relations.forget(conn, row[0])
         sqlite_files.forget(conn, thread_id)
         sqlite_sync.forget(conn, thread_id)
-        conn.execute("DELETE FROM messages WHERE tid = ?", (row[0],))
-        conn.execute("DELETE FROM deltas WHERE tid = ?", (row[0],))
-        conn.execute("DELETE FROM threads WHERE tid = ?", (row[0],))
+        conn.execute(sql.DELETE_MESSAGES, (row[0],))
+        conn.execute(sql.DELETE_DELTAS, (row[0],))
+        conn.execute(sql.DELETE_THREAD, (row[0],))
         return True
 
     # -- reads ------------------------------------------------------------
 
     async def head(self, thread_id: str) -> ThreadHead | None:
         def read(conn: sqlite3.Connection) -> ThreadHead | None:
-            row = conn.execute("SELECT head FROM threads WHERE id = ?", (thread_id,)).fetchone()
+            row = conn.execute(sql.THREAD_HEAD, (thread_id,)).fetchone()
             return None if row is None else _head_from_row(row[0])
 
         return await self._submit(read, write=False)
 
     async def load(self, thread_id: str) -> Thread | None:
         def read(conn: sqlite3.Connection) -> Thread | None:
-            row = conn.execute(
-                "SELECT tid, head FROM threads WHERE id = ?", (thread_id,)
-            ).fetchone()
+            row = conn.execute(sql.THREAD_ROW, (thread_id,)).fetchone()
             if row is None:
                 return None
             head = _head_from_row(row[1])
-            bodies = conn.execute(
-                "SELECT d.body FROM messages m JOIN deltas d ON d.seq = m.delta_seq "
-                "WHERE m.tid = ? ORDER BY m.pos",
-                (row[0],),
-            ).fetchall()
+            bodies = conn.execute(sql.MESSAGE_BODIES, (row[0],)).fetchall()
             fields = head.model_dump(exclude={"message_count", "last_activity", "totals"})
             messages = tuple(sqlite_bodies.message_of(body) for (body,) in bodies)
             return Thread.model_validate({**fields, "messages": messages})
@@ -627,19 +538,13 @@ class SqliteRecorder(LocalRecorder):
         self, thread_id: str, *, limit: int, offset: int = 0, before: int | None = None
     ) -> tuple[ThreadHead, list[Message]] | None:
         def read(conn: sqlite3.Connection) -> tuple[ThreadHead, list[Message]] | None:
-            row = conn.execute(
-                "SELECT tid, head FROM threads WHERE id = ?", (thread_id,)
-            ).fetchone()
+            row = conn.execute(sql.THREAD_ROW, (thread_id,)).fetchone()
             if row is None:
                 return None
             head = _head_from_row(row[1])
             count = head.message_count
             end = max(0, (count if before is None else min(before, count)) - offset)
-            bodies = conn.execute(
-                "SELECT d.body FROM messages m JOIN deltas d ON d.seq = m.delta_seq "
-                "WHERE m.tid = ? AND m.pos >= ? AND m.pos < ? ORDER BY m.pos",
-                (row[0], end - limit, end),
-            ).fetchall()
+            bodies = conn.execute(sql.PAGE_BODIES, (row[0], end - limit, end)).fetchall()
             return head, [sqlite_bodies.message_of(body) for (body,) in bodies]
 
         return await self._submit(read, write=False)
@@ -649,8 +554,7 @@ class SqliteRecorder(LocalRecorder):
     ) -> list[RecordedDelta]:
         def read(conn: sqlite3.Connection) -> list[RecordedDelta]:
             rows = conn.execute(
-                "SELECT d.v, d.at, d.body FROM deltas d JOIN threads t ON t.tid = d.tid "
-                "WHERE t.id = ? AND d.v > ? AND d.v <= ? ORDER BY d.v",
+                sql.DELTAS,
                 (thread_id, after, upto if upto is not None else 2**62),
             ).fetchall()
             return [
@@ -665,16 +569,9 @@ class SqliteRecorder(LocalRecorder):
     ) -> list[ThreadHead]:
         def read(conn: sqlite3.Connection) -> list[ThreadHead]:
             if after is None:
-                rows = conn.execute(
-                    "SELECT head FROM threads ORDER BY last_activity DESC, id DESC LIMIT ?",
-                    (limit,),
-                ).fetchall()
+                rows = conn.execute(sql.LIST_HEADS, (limit,)).fetchall()
             else:
-                rows = conn.execute(
-                    "SELECT head FROM threads WHERE (last_activity, id) < (?, ?) "
-                    "ORDER BY last_activity DESC, id DESC LIMIT ?",
-                    (after[0], after[1], limit),
-                ).fetchall()
+                rows = conn.execute(sql.LIST_HEADS_AFTER, (after[0], after[1], limit)).fetchall()
             return [_head_from_row(body) for (body,) in rows]
 
         return await self._submit(read, write=False)
@@ -683,7 +580,7 @@ class SqliteRecorder(LocalRecorder):
         """``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
 
         def read(conn: sqlite3.Connection) -> str:
-            return "\n".join(str(r[0]) for r in conn.execute("PRAGMA integrity_check"))
+            return "\n".join(str(r[0]) for r in conn.execute(sql.INTEGRITY_CHECK))
 
         return await self._submit(read, write=False)
 
@@ -691,7 +588,7 @@ class SqliteRecorder(LocalRecorder):
         """Fold the WAL into the main file (``PRAGMA wal_checkpoint(TRUNCATE)``)."""
 
         def run(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute(sql.CHECKPOINT)
 
         await self._submit(run, write=False)
 
@@ -739,22 +636,19 @@ class SqliteRecorder(LocalRecorder):
         body = op.model_dump_json().encode()
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR REPLACE INTO lifecycle_ops (id, started, op) VALUES (?, ?, ?)",
-                (op.id, op.started, body),
-            )
+            conn.execute(sql.PUT_LIFECYCLE_OP, (op.id, op.started, body))
 
         await self._submit(write, write=True)
 
     async def end_lifecycle(self, op_id: str) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
-            return conn.execute("DELETE FROM lifecycle_ops WHERE id = ?", (op_id,)).rowcount > 0
+            return conn.execute(sql.DELETE_LIFECYCLE_OP, (op_id,)).rowcount > 0
 
         return await self._submit(write, write=True)
 
     async def pending_lifecycle(self) -> list[LifecycleOp]:
         def read(conn: sqlite3.Connection) -> list[LifecycleOp]:
-            rows = conn.execute("SELECT op FROM lifecycle_ops ORDER BY started, id").fetchall()
+            rows = conn.execute(sql.LIFECYCLE_OPS).fetchall()
             return [LifecycleOp.model_validate_json(body) for (body,) in rows]
 
         return await self._submit(read, write=False)
@@ -764,17 +658,14 @@ class SqliteRecorder(LocalRecorder):
 
         def write(conn: sqlite3.Connection) -> None:
             for entry, body in zip(entries, bodies, strict=True):
-                row = conn.execute("SELECT v FROM threads WHERE id = ?", (entry.id,)).fetchone()
+                row = conn.execute(sql.THREAD_V, (entry.id,)).fetchone()
                 if row is None:
                     raise ThreadNotFound(entry.id)
                 if row[0] != entry.object.v:
                     raise VersionConflict(entry.id, entry.object.v, row[0])
                 self._drop_archived(conn, entry.id)
-                conn.execute(
-                    "INSERT INTO archived_threads (id, last_activity, entry) VALUES (?, ?, ?)",
-                    (entry.id, entry.head.last_activity, body),
-                )
-            conn.execute("DELETE FROM lifecycle_ops WHERE id = ?", (op_id,))
+                conn.execute(sql.ADD_ARCHIVED, (entry.id, entry.head.last_activity, body))
+            conn.execute(sql.DELETE_LIFECYCLE_OP, (op_id,))
 
         await self._submit(write, write=True)
 
@@ -785,12 +676,12 @@ class SqliteRecorder(LocalRecorder):
         usage) go, and _append makes them again on restore; its file log stays
         (it is not in the archive object), and no tombstone enters the change
         feed (the thread is not gone)."""
-        row = conn.execute("SELECT tid FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        row = conn.execute(sql.THREAD_TID, (thread_id,)).fetchone()
         sqlite_search.unindex_thread(conn, row[0])
         sqlite_relations.forget(conn, row[0])
-        conn.execute("DELETE FROM messages WHERE tid = ?", (row[0],))
-        conn.execute("DELETE FROM deltas WHERE tid = ?", (row[0],))
-        conn.execute("DELETE FROM threads WHERE tid = ?", (row[0],))
+        conn.execute(sql.DELETE_MESSAGES, (row[0],))
+        conn.execute(sql.DELETE_DELTAS, (row[0],))
+        conn.execute(sql.DELETE_THREAD, (row[0],))
 
     async def commit_restore(
         self, logs: Sequence[Sequence[RecordedDelta]], op: LifecycleOp
@@ -803,39 +694,31 @@ class SqliteRecorder(LocalRecorder):
         def write(conn: sqlite3.Connection) -> list[ThreadHead]:
             heads: list[ThreadHead] = []
             for thread_id, log, bodies in prepared:
-                if conn.execute("SELECT 1 FROM threads WHERE id = ?", (thread_id,)).fetchone():
+                if conn.execute(sql.THREAD_TID, (thread_id,)).fetchone():
                     raise ThreadExists(thread_id)
-                row = conn.execute(
-                    "SELECT entry FROM archived_threads WHERE id = ?", (thread_id,)
-                ).fetchone()
+                row = conn.execute(sql.ARCHIVED, (thread_id,)).fetchone()
                 if row is None:
                     raise ThreadNotFound(thread_id)
                 archived_v = ArchivedThread.model_validate_json(row[0]).object.v
                 if archived_v != len(log):
                     raise VersionConflict(thread_id, archived_v, len(log))
-                conn.execute("DELETE FROM archived_threads WHERE id = ?", (thread_id,))
+                conn.execute(sql.DELETE_ARCHIVED, (thread_id,))
                 # Through _append, so that everything it maintains is maintained;
                 # then the log gets its original commit times back.
                 deltas = [r.delta for r in log]
                 heads.append(self._append(conn, thread_id, 0, deltas, bodies))
                 conn.executemany(
-                    "UPDATE deltas SET at = ? WHERE v = ? "
-                    "AND tid = (SELECT tid FROM threads WHERE id = ?)",
+                    sql.RESTORE_COMMIT_TIME,
                     [(r.at, r.v, thread_id) for r in log],
                 )
-            conn.execute(
-                "INSERT OR REPLACE INTO lifecycle_ops (id, started, op) VALUES (?, ?, ?)",
-                (op.id, op.started, op_body),
-            )
+            conn.execute(sql.PUT_LIFECYCLE_OP, (op.id, op.started, op_body))
             return heads
 
         return await self._submit(write, write=True)
 
     async def archived(self, thread_id: str) -> ArchivedThread | None:
         def read(conn: sqlite3.Connection) -> ArchivedThread | None:
-            row = conn.execute(
-                "SELECT entry FROM archived_threads WHERE id = ?", (thread_id,)
-            ).fetchone()
+            row = conn.execute(sql.ARCHIVED, (thread_id,)).fetchone()
             return None if row is None else ArchivedThread.model_validate_json(row[0])
 
         return await self._submit(read, write=False)
@@ -845,17 +728,9 @@ class SqliteRecorder(LocalRecorder):
     ) -> list[ArchivedThread]:
         def read(conn: sqlite3.Connection) -> list[ArchivedThread]:
             if after is None:
-                rows = conn.execute(
-                    "SELECT entry FROM archived_threads "
-                    "ORDER BY last_activity DESC, id DESC LIMIT ?",
-                    (limit,),
-                ).fetchall()
+                rows = conn.execute(sql.LIST_ARCHIVED, (limit,)).fetchall()
             else:
-                rows = conn.execute(
-                    "SELECT entry FROM archived_threads WHERE (last_activity, id) < (?, ?) "
-                    "ORDER BY last_activity DESC, id DESC LIMIT ?",
-                    (after[0], after[1], limit),
-                ).fetchall()
+                rows = conn.execute(sql.LIST_ARCHIVED_AFTER, (after[0], after[1], limit)).fetchall()
             return [ArchivedThread.model_validate_json(body) for (body,) in rows]
 
         return await self._submit(read, write=False)
@@ -866,20 +741,18 @@ class SqliteRecorder(LocalRecorder):
     @classmethod
     def _rebuild(cls, conn: sqlite3.Connection, thread_id: str) -> ThreadHead | None:
         """Drop the thread's derived rows and write those of its log's replay."""
-        row = conn.execute("SELECT tid FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        row = conn.execute(sql.THREAD_TID, (thread_id,)).fetchone()
         if row is None:
             return None
         tid = row[0]
-        rows = conn.execute(
-            "SELECT seq, body FROM deltas WHERE tid = ? ORDER BY v", (tid,)
-        ).fetchall()
+        rows = conn.execute(sql.LOG_BODIES, (tid,)).fetchall()
         if not rows:
             raise InvalidDelta(f"Thread {thread_id} has no log to rebuild its head from")
         # A log that does not fold raises here, before anything changes.
         plan = planner.replay(thread_id, [sqlite_bodies.delta_of(body) for _, body in rows])
         sqlite_search.unindex_thread(conn, tid)
         sqlite_relations.forget(conn, tid)
-        conn.execute("DELETE FROM messages WHERE tid = ?", (tid,))
+        conn.execute(sql.DELETE_MESSAGES, (tid,))
         cls._write_plan(conn, tid, plan, [seq for seq, _ in rows])
         return plan.head
 
@@ -1103,25 +976,6 @@ class SqliteRecorder(LocalRecorder):
         return await self._submit(_derived_rows, write=False)
 
 
-_INSPECT_THREADS = "SELECT tid, id, head FROM threads"
-_INSPECT_POSITIONS = (
-    "SELECT m.tid, m.pos, d.v FROM messages m JOIN deltas d ON d.seq = m.delta_seq "
-    "ORDER BY m.tid, m.pos"
-)
-_INSPECT_USAGE = (
-    "SELECT u.tid, d.v, u.day, u.model, u.input_tokens, u.output_tokens, "
-    "u.cache_read_tokens, u.cache_write_tokens, u.cost_usd "
-    "FROM message_usage u JOIN deltas d ON d.seq = u.delta_seq ORDER BY u.tid, d.v"
-)
-_INSPECT_LINKS = "SELECT owner_tid, parent_id, child_id, kind FROM thread_links"
-_INSPECT_DOCUMENTS = (
-    "SELECT d.tid, d.v, threadline_search_text(d.body, 0), threadline_search_text(d.body, 1) "
-    "FROM search_index_docsize z JOIN deltas d ON d.seq = z.id ORDER BY d.tid, d.v"
-)
-_INSPECT_TITLES = "SELECT -key, title FROM search_titles"
-_INSPECT_FEED = "SELECT thread_id, v, deleted FROM changes ORDER BY seq"
-
-
 def _derived_rows(conn: sqlite3.Connection) -> planner.DerivedRows:
     def by_tid(query: str) -> dict[int, list[tuple[object, ...]]]:
         found: dict[int, list[tuple[object, ...]]] = {}
@@ -1129,11 +983,11 @@ def _derived_rows(conn: sqlite3.Connection) -> planner.DerivedRows:
             found.setdefault(row[0], []).append(tuple(row[1:]))
         return found
 
-    positions, usage = by_tid(_INSPECT_POSITIONS), by_tid(_INSPECT_USAGE)
-    links, documents = by_tid(_INSPECT_LINKS), by_tid(_INSPECT_DOCUMENTS)
-    titles = dict(conn.execute(_INSPECT_TITLES).fetchall())
+    positions, usage = by_tid(sql.INSPECT_POSITIONS), by_tid(sql.INSPECT_USAGE)
+    links, documents = by_tid(sql.INSPECT_LINKS), by_tid(sql.INSPECT_DOCUMENTS)
+    titles = dict(conn.execute(sql.INSPECT_TITLES).fetchall())
     threads: dict[str, planner.ThreadRows] = {}
-    for tid, thread_id, head in conn.execute(_INSPECT_THREADS).fetchall():
+    for tid, thread_id, head in conn.execute(sql.INSPECT_THREADS).fetchall():
         threads[thread_id] = planner.ThreadRows(
             head=_head_from_row(head),
             positions=tuple((int(p), int(v)) for p, v in positions.get(tid, [])),  # type: ignore[call-overload]
@@ -1145,5 +999,5 @@ def _derived_rows(conn: sqlite3.Connection) -> planner.DerivedRows:
             ),
             title_tokens=planner.title_tokens(titles.get(tid)),
         )
-    feed = tuple((t, v, bool(d)) for t, v, d in conn.execute(_INSPECT_FEED))
+    feed = tuple((t, v, bool(d)) for t, v, d in conn.execute(sql.INSPECT_FEED))
     return planner.DerivedRows(threads, feed)

@@ -34,60 +34,6 @@ from threadline.recorders.sqlite_bodies import message_of
 
 DAY_MS = 86_400_000
 
-# Schema migration 3 of the SQLite recorder: the two projections, filled from
-# the threads a database already holds. No semicolon may appear but between
-# statements (the migration runner splits on them).
-MIGRATION = """
-CREATE TABLE thread_links (
-    owner_tid INTEGER NOT NULL,
-    parent_id TEXT NOT NULL,
-    child_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    PRIMARY KEY (owner_tid, parent_id, child_id, kind)
-) WITHOUT ROWID;
-CREATE INDEX thread_links_down ON thread_links (parent_id, child_id);
-CREATE INDEX thread_links_up ON thread_links (child_id, parent_id);
-CREATE TABLE message_usage (
-    delta_seq INTEGER PRIMARY KEY,
-    tid INTEGER NOT NULL,
-    day INTEGER NOT NULL,
-    model TEXT,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cache_read_tokens INTEGER NOT NULL,
-    cache_write_tokens INTEGER NOT NULL,
-    cost_usd REAL
-);
-CREATE INDEX message_usage_by_thread ON message_usage (tid);
-INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind)
-    SELECT t.tid, t.id, j.value, 'child'
-    FROM threads t, json_each(CAST(t.head AS TEXT), '$.child_thread_ids') j;
-INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind)
-    SELECT t.tid, t.id, j.value, 'summary'
-    FROM threads t, json_each(CAST(t.head AS TEXT), '$.summary_thread_ids') j;
-INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind)
-    SELECT tid, json_extract(CAST(head AS TEXT), '$.parent_thread_id'), id, 'child'
-    FROM threads WHERE json_extract(CAST(head AS TEXT), '$.parent_thread_id') IS NOT NULL;
-INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind)
-    SELECT tid, json_extract(CAST(head AS TEXT), '$.origin_thread_id'), id, 'summary'
-    FROM threads WHERE json_extract(CAST(head AS TEXT), '$.origin_thread_id') IS NOT NULL;
-INSERT INTO message_usage
-    SELECT seq, tid, (ts - ((ts % 86400000) + 86400000) % 86400000) / 86400000,
-           json_extract(b, '$.message.usage.model'),
-           json_extract(b, '$.message.usage.input_tokens'),
-           json_extract(b, '$.message.usage.output_tokens'),
-           COALESCE(json_extract(b, '$.message.usage.cache_read_tokens'), 0),
-           COALESCE(json_extract(b, '$.message.usage.cache_write_tokens'), 0),
-           json_extract(b, '$.message.usage.cost_usd')
-    FROM (
-        SELECT d.seq AS seq, d.tid AS tid, threadline_delta_json(d.body) AS b,
-               json_extract(threadline_delta_json(d.body), '$.message.timestamp') AS ts
-        FROM deltas d JOIN threads t ON t.tid = d.tid
-    )
-    WHERE json_extract(b, '$.type') LIKE '%:message'
-      AND json_extract(b, '$.message.usage') IS NOT NULL
-"""
-
 
 # -- projections, in the appending transaction ------------------------------------
 

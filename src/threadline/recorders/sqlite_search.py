@@ -45,58 +45,6 @@ from threadline.search import (
     parse_query,
 )
 
-# Migration 5 of the SQLite recorder. It also indexes what an older database
-# already holds (the JSON functions read the same fields message_search_text does).
-MIGRATION = """
-CREATE VIRTUAL TABLE search_index USING fts5(
-    body, tools, tid UNINDEXED, message_id UNINDEXED,
-    tokenize = 'unicode61 remove_diacritics 2'
-);
-INSERT INTO search_index (rowid, body, tools, tid, message_id)
-SELECT d.seq,
-       json_extract(CAST(d.body AS TEXT), '$.message.content'),
-       (SELECT group_concat(part, char(10)) FROM (
-            SELECT json_extract(c.value, '$.name') || ' ' || json_extract(c.value, '$.input')
-                   AS part
-            FROM json_each(CAST(d.body AS TEXT), '$.message.tool_calls') c
-            UNION ALL
-            SELECT json_extract(r.value, '$.output')
-            FROM json_each(CAST(d.body AS TEXT), '$.message.tool_results') r)),
-       m.tid,
-       json_extract(CAST(d.body AS TEXT), '$.message.id')
-FROM messages m JOIN deltas d ON d.seq = m.delta_seq;
-INSERT INTO search_index (rowid, body, tools, tid, message_id)
-SELECT -tid, json_extract(CAST(head AS TEXT), '$.title'), '', tid, NULL
-FROM threads WHERE json_extract(CAST(head AS TEXT), '$.title') IS NOT NULL;
-"""
-
-# Migration 8: the index without its copy of the text (see the module's
-# docstring), rebuilt from the log and the heads.
-EXTERNAL_CONTENT_MIGRATION = """
-DROP TABLE search_index;
-CREATE TABLE search_titles (key INTEGER PRIMARY KEY, title TEXT NOT NULL);
-CREATE VIEW search_content (seq, body, tools, tid, message_id) AS
-    SELECT seq, threadline_search_text(body, 0), threadline_search_text(body, 1), tid,
-           threadline_search_text(body, 2)
-    FROM deltas
-    UNION ALL
-    SELECT key, title, '', -key, NULL FROM search_titles;
-CREATE VIRTUAL TABLE search_index USING fts5(
-    body, tools, tid UNINDEXED, message_id UNINDEXED,
-    content = 'search_content', content_rowid = 'seq',
-    tokenize = 'unicode61 remove_diacritics 2'
-);
-INSERT INTO search_titles (key, title)
-SELECT -tid, json_extract(CAST(head AS TEXT), '$.title') FROM threads
-WHERE json_extract(CAST(head AS TEXT), '$.title') <> '';
-INSERT INTO search_index (rowid, body, tools, tid, message_id)
-SELECT d.seq, threadline_search_text(d.body, 0), threadline_search_text(d.body, 1), d.tid,
-       threadline_search_text(d.body, 2)
-FROM messages m JOIN deltas d ON d.seq = m.delta_seq;
-INSERT INTO search_index (rowid, body, tools, tid, message_id)
-SELECT key, title, '', -key, NULL FROM search_titles
-"""
-
 # The indexed values of the message rows of the deltas ``d`` that follow, as
 # the view gives them (SQLite does not push an IN or a join into a UNION ALL
 # view, so a removal of many rows reads the deltas directly).

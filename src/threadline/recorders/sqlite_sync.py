@@ -31,25 +31,6 @@ from threadline.recorders.sync_state import (
     ThreadKind,
 )
 
-# Schema migration 7 of the SQLite recorder. No semicolon but between statements.
-MIGRATION = """
-CREATE TABLE sync_threads (
-    thread_id TEXT PRIMARY KEY,
-    synced_v INTEGER NOT NULL DEFAULT 0,
-    remote_v INTEGER NOT NULL DEFAULT 0,
-    failures INTEGER NOT NULL DEFAULT 0,
-    next_attempt INTEGER,
-    error TEXT,
-    stuck_v INTEGER,
-    merged_at INTEGER
-) WITHOUT ROWID;
-CREATE TABLE sync_feeds (
-    remote TEXT PRIMARY KEY,
-    cursor INTEGER NOT NULL,
-    at INTEGER NOT NULL
-) WITHOUT ROWID
-"""
-
 Append = Callable[[sqlite3.Connection, str, int, Sequence[Delta], list[bytes]], ThreadHead]
 Rebuild = Callable[[sqlite3.Connection, str], ThreadHead | None]
 Delete = Callable[[sqlite3.Connection, str], bool]
