@@ -162,12 +162,9 @@ async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
 async def _migrate(conn: Connection) -> None:
     """Apply the migrations this database lacks, once, whoever else starts now."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", sql.MIGRATION_LOCK)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version integer PRIMARY KEY, applied bigint NOT NULL)"
-        )
-        done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        await conn.execute(sql.MIGRATIONS_LOCK, sql.MIGRATION_LOCK)
+        await conn.execute(sql.MIGRATIONS_TABLE)
+        done = {r[0] for r in await conn.fetch(sql.MIGRATIONS_DONE)}
         newest = max(done, default=0)
         if newest > max(sql.MIGRATIONS):
             raise StoreCorrupt(
@@ -176,9 +173,7 @@ async def _migrate(conn: Connection) -> None:
         for number, script in sorted(sql.MIGRATIONS.items()):
             if number not in done:
                 await conn.execute(script)
-                await conn.execute(
-                    "INSERT INTO schema_migrations VALUES ($1, $2)", number, now_ms()
-                )
+                await conn.execute(sql.MIGRATION_DONE, number, now_ms())
 
 
 # -- leases ----------------------------------------------------------------------
@@ -207,10 +202,10 @@ class _LeaseKeeper:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
 
     def try_lock(self, key: str) -> bool:
-        return self._call("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)
+        return self._call(sql.TRY_LEASE, key)
 
     def unlock(self, key: str) -> None:
-        self._call("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+        self._call(sql.RELEASE_LEASE, key)
 
     def close(self) -> None:
         async def finish() -> None:
@@ -296,8 +291,7 @@ class PostgresWorkspaces(Workspaces):
     async def add_token(self, record: TokenRecord) -> None:
         async with _translated(self.location):
             await self.pool.execute(
-                "INSERT INTO tokens (id, secret_hash, user_name, workspace, created) "
-                "VALUES ($1, $2, $3, $4, $5)",
+                sql.ADD_TOKEN,
                 record.token_id,
                 record.secret_hash,
                 record.user,
@@ -308,7 +302,7 @@ class PostgresWorkspaces(Workspaces):
     async def find_token(self, token_id: str) -> TokenRecord | None:
         async with _translated(self.location):
             row = await self.pool.fetchrow(
-                "SELECT secret_hash, user_name, workspace, created FROM tokens WHERE id = $1",
+                sql.FIND_TOKEN,
                 token_id,
             )
         if row is None:
@@ -736,9 +730,7 @@ class PostgresRecorder(ThreadRecorder):
     async def begin_lifecycle(self, op: LifecycleOp) -> None:
         async with self._conn() as conn:
             await conn.execute(
-                "INSERT INTO lifecycle_ops (workspace, id, started, op) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (workspace, id) "
-                "DO UPDATE SET started = excluded.started, op = excluded.op",
+                sql.PUT_LIFECYCLE_OP,
                 self.workspace,
                 op.id,
                 op.started,
@@ -747,15 +739,13 @@ class PostgresRecorder(ThreadRecorder):
 
     async def end_lifecycle(self, op_id: str) -> bool:
         async with self._conn() as conn:
-            done = await conn.execute(
-                "DELETE FROM lifecycle_ops WHERE workspace = $1 AND id = $2", self.workspace, op_id
-            )
+            done = await conn.execute(sql.DELETE_LIFECYCLE_OP, self.workspace, op_id)
         return done != "DELETE 0"
 
     async def pending_lifecycle(self) -> list[LifecycleOp]:
         async with self._conn() as conn:
             rows = await conn.fetch(
-                "SELECT op FROM lifecycle_ops WHERE workspace = $1 ORDER BY started, id",
+                sql.LIFECYCLE_OPS,
                 self.workspace,
             )
         return [LifecycleOp.model_validate_json(row[0]) for row in rows]
@@ -765,7 +755,7 @@ class PostgresRecorder(ThreadRecorder):
             async with self._transaction() as conn:
                 for item in entries:
                     row = await conn.fetchrow(
-                        "SELECT v FROM threads WHERE workspace = $1 AND id = $2 FOR UPDATE",
+                        sql.LOCK_THREAD_V,
                         self.workspace,
                         item.id,
                     )
@@ -775,15 +765,14 @@ class PostgresRecorder(ThreadRecorder):
                         raise VersionConflict(item.id, item.object.v, row[0])
                 await conn.fetch(sql.DELETE, self.workspace, [e.id for e in entries])
                 await conn.executemany(
-                    "INSERT INTO archived_threads (workspace, id, last_activity, entry) "
-                    "VALUES ($1, $2, $3, $4)",
+                    sql.ADD_ARCHIVED,
                     [
                         (self.workspace, e.id, e.head.last_activity, e.model_dump_json().encode())
                         for e in entries
                     ],
                 )
                 await conn.execute(
-                    "DELETE FROM lifecycle_ops WHERE workspace = $1 AND id = $2",
+                    sql.DELETE_LIFECYCLE_OP,
                     self.workspace,
                     op_id,
                 )
@@ -802,7 +791,7 @@ class PostgresRecorder(ThreadRecorder):
                 if await conn.fetchrow(sql.HEAD, self.workspace, thread_id) is not None:
                     raise ThreadExists(thread_id)
                 entry = await conn.fetchrow(
-                    "DELETE FROM archived_threads WHERE workspace = $1 AND id = $2 RETURNING entry",
+                    sql.TAKE_ARCHIVED,
                     self.workspace,
                     thread_id,
                 )
@@ -814,8 +803,7 @@ class PostgresRecorder(ThreadRecorder):
                 tid, head = await self._append(conn, thread_id, 0, [r.delta for r in log], False)
                 restored[thread_id] = (head.v, False)
                 await conn.execute(
-                    "UPDATE deltas d SET at = t.at FROM unnest($2::integer[], $3::bigint[]) "
-                    "AS t(v, at) WHERE d.tid = $1 AND d.v = t.v",
+                    sql.RESTORE_COMMIT_TIMES,
                     tid,
                     [r.v for r in log],
                     [r.at for r in log],
@@ -823,9 +811,7 @@ class PostgresRecorder(ThreadRecorder):
                 heads.append(head)
             await self._publish(conn, restored)
             await conn.execute(
-                "INSERT INTO lifecycle_ops (workspace, id, started, op) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (workspace, id) "
-                "DO UPDATE SET started = excluded.started, op = excluded.op",
+                sql.PUT_LIFECYCLE_OP,
                 self.workspace,
                 op.id,
                 op.started,
@@ -836,7 +822,7 @@ class PostgresRecorder(ThreadRecorder):
     async def archived(self, thread_id: str) -> ArchivedThread | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                "SELECT entry FROM archived_threads WHERE workspace = $1 AND id = $2",
+                sql.ARCHIVED,
                 self.workspace,
                 thread_id,
             )
@@ -848,16 +834,13 @@ class PostgresRecorder(ThreadRecorder):
         async with self._conn() as conn:
             if after is None:
                 rows = await conn.fetch(
-                    "SELECT entry FROM archived_threads WHERE workspace = $1 "
-                    "ORDER BY last_activity DESC, id DESC LIMIT $2",
+                    sql.LIST_ARCHIVED,
                     self.workspace,
                     limit,
                 )
             else:
                 rows = await conn.fetch(
-                    "SELECT entry FROM archived_threads WHERE workspace = $1 "
-                    "AND (last_activity, id) < ($2, $3) "
-                    "ORDER BY last_activity DESC, id DESC LIMIT $4",
+                    sql.LIST_ARCHIVED_AFTER,
                     self.workspace,
                     after[0],
                     after[1],
@@ -870,23 +853,20 @@ class PostgresRecorder(ThreadRecorder):
         its whole log in one transaction (same tid is not kept; commit times are)."""
         async with self._transaction() as conn:
             row = await conn.fetchrow(
-                "SELECT tid FROM threads WHERE workspace = $1 AND id = $2 FOR UPDATE",
+                sql.LOCK_THREAD_TID,
                 self.workspace,
                 thread_id,
             )
             if row is None:
                 return None
-            rows = await conn.fetch(
-                "SELECT v, at, body FROM deltas WHERE tid = $1 ORDER BY v", row[0]
-            )
+            rows = await conn.fetch(sql.LOG, row[0])
             # A log that does not fold raises here, before anything changes.
             plan = planner.replay(thread_id, [delta_from_json(body) for _, _, body in rows])
             await conn.fetch(sql.DELETE, self.workspace, [thread_id])
             args = self._append_args(thread_id, None, 0, plan, False)
             tid, head = self._appended(thread_id, 0, plan, await conn.fetchrow(sql.APPEND, *args))
             await conn.execute(
-                "UPDATE deltas d SET at = t.at FROM unnest($2::integer[], $3::bigint[]) "
-                "AS t(v, at) WHERE d.tid = $1 AND d.v = t.v",
+                sql.RESTORE_COMMIT_TIMES,
                 tid,
                 [r[0] for r in rows],
                 [r[1] for r in rows],

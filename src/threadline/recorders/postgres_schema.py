@@ -405,3 +405,53 @@ FROM message_usage u JOIN threads t ON t.tid = u.tid WHERE t.workspace = $1 ORDE
 INSPECT_LINKS = "SELECT owner_tid, parent_id, child_id, kind FROM thread_links WHERE workspace = $1"
 
 INSPECT_FEED = "SELECT thread_id, v, deleted FROM changes WHERE workspace = $1 ORDER BY seq"
+
+# -- migrations, leases, tokens ------------------------------------------------------
+
+MIGRATIONS_LOCK = "SELECT pg_advisory_xact_lock($1)"
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version integer PRIMARY KEY, applied bigint NOT NULL)"
+)
+MIGRATIONS_DONE = "SELECT version FROM schema_migrations"
+MIGRATION_DONE = "INSERT INTO schema_migrations VALUES ($1, $2)"
+
+TRY_LEASE = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))"
+RELEASE_LEASE = "SELECT pg_advisory_unlock(hashtextextended($1, 0))"
+
+ADD_TOKEN = (
+    "INSERT INTO tokens (id, secret_hash, user_name, workspace, created) "
+    "VALUES ($1, $2, $3, $4, $5)"
+)
+FIND_TOKEN = "SELECT secret_hash, user_name, workspace, created FROM tokens WHERE id = $1"
+
+# -- archive, restore and rebuild ----------------------------------------------------
+
+PUT_LIFECYCLE_OP = """
+INSERT INTO lifecycle_ops (workspace, id, started, op) VALUES ($1, $2, $3, $4)
+ON CONFLICT (workspace, id) DO UPDATE SET started = excluded.started, op = excluded.op
+"""
+DELETE_LIFECYCLE_OP = "DELETE FROM lifecycle_ops WHERE workspace = $1 AND id = $2"
+LIFECYCLE_OPS = "SELECT op FROM lifecycle_ops WHERE workspace = $1 ORDER BY started, id"
+
+LOCK_THREAD_V = "SELECT v FROM threads WHERE workspace = $1 AND id = $2 FOR UPDATE"
+LOCK_THREAD_TID = "SELECT tid FROM threads WHERE workspace = $1 AND id = $2 FOR UPDATE"
+LOG = "SELECT v, at, body FROM deltas WHERE tid = $1 ORDER BY v"
+RESTORE_COMMIT_TIMES = """
+UPDATE deltas d SET at = t.at FROM unnest($2::integer[], $3::bigint[]) AS t(v, at)
+WHERE d.tid = $1 AND d.v = t.v
+"""
+
+ADD_ARCHIVED = (
+    "INSERT INTO archived_threads (workspace, id, last_activity, entry) VALUES ($1, $2, $3, $4)"
+)
+TAKE_ARCHIVED = "DELETE FROM archived_threads WHERE workspace = $1 AND id = $2 RETURNING entry"
+ARCHIVED = "SELECT entry FROM archived_threads WHERE workspace = $1 AND id = $2"
+LIST_ARCHIVED = """
+SELECT entry FROM archived_threads WHERE workspace = $1
+ORDER BY last_activity DESC, id DESC LIMIT $2
+"""
+LIST_ARCHIVED_AFTER = """
+SELECT entry FROM archived_threads WHERE workspace = $1 AND (last_activity, id) < ($2, $3)
+ORDER BY last_activity DESC, id DESC LIMIT $4
+"""
