@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from threadline.deltas import (
     ChildLinkDelta,
@@ -52,7 +53,7 @@ from threadline.deltas import (
     delta_to_json,
 )
 from threadline.errors import InvalidDelta, ThreadExists, ThreadNotFound, VersionConflict
-from threadline.model import Message, ThreadHead
+from threadline.model import Message, ThreadHead, UsageTotals
 from threadline.search import message_search_text
 from threadline.search import tokens as search_tokens
 
@@ -61,8 +62,7 @@ DAY_MS = 86_400_000
 LinkKind = str  # "child" or "summary" (see recorders.base.LinkKind)
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRow:
+class MessageRow(NamedTuple):
     """The message at position ``pos`` is carried by delta ``v``; its search
     document is ``content`` and ``tools`` (the text of its tool calls and results)."""
 
@@ -77,8 +77,7 @@ class MessageRow:
         return document_tokens(self.content, self.tools)
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRow:
+class UsageRow(NamedTuple):
     """The usage of the message of delta ``v``, on UTC day ``day``."""
 
     v: int
@@ -91,8 +90,7 @@ class UsageRow:
     cost_usd: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class LinkRow:
+class LinkRow(NamedTuple):
     """``child_id`` hangs under ``parent_id`` (``kind`` ``child`` or ``summary``),
     as recorded by the planned thread."""
 
@@ -101,8 +99,7 @@ class LinkRow:
     kind: LinkKind
 
 
-@dataclass(frozen=True, slots=True)
-class FeedEntry:
+class FeedEntry(NamedTuple):
     """The change feed's entry for a thread: at version ``v`` (or deleted) at ``at``."""
 
     thread_id: str
@@ -111,8 +108,7 @@ class FeedEntry:
     at: int
 
 
-@dataclass(frozen=True, slots=True)
-class AppendPlan:
+class AppendPlan(NamedTuple):
     """Everything one append writes (see the module's docstring).
 
     ``bodies[i]`` is the JSON of ``deltas[i]``, logged as version
@@ -155,12 +151,15 @@ def plan(
     at: int,
     bodies: Sequence[bytes] | None = None,
     archived: bool = False,
+    serialize: bool = True,
 ) -> AppendPlan:
     """The plan of appending ``deltas`` to thread ``thread_id``, whose current
     head is ``head`` (``None`` if the caller knows of no such thread).
 
     ``at`` is the commit time (ms) to log; ``bodies`` the deltas' JSON if the
-    caller has it already (else each delta is serialized here, once);
+    caller has it already (else each delta is serialized here, once, unless
+    ``serialize`` is false: then ``bodies`` is empty, for a backend that keeps
+    the delta objects);
     ``archived`` says the thread is in cold storage (so it cannot be created).
     Raises before anything is planned: :class:`InvalidDelta` for no deltas, a
     first delta that is not the thread's own ``thread:create``, a truncate out
@@ -184,8 +183,8 @@ def plan(
     elif head.v != expected_version:
         raise VersionConflict(thread_id, expected_version, head.v)
     if bodies is None:
-        bodies = [delta_to_json(d) for d in deltas]
-    elif len(bodies) != len(deltas):
+        bodies = [delta_to_json(d) for d in deltas] if serialize else ()
+    elif len(bodies) != len(deltas):  # given ones must match
         raise ValueError("one body per delta")
     return _fold(thread_id, head, expected_version, tuple(deltas), tuple(bodies), at)
 
@@ -206,36 +205,42 @@ def _fold(
 ) -> AppendPlan:
     state = head
     cut: int | None = None
-    pending: _Messages | None = None  # message deltas not yet folded into state
+    run: list[Message] = []  # message deltas not yet folded into state
     rows: list[tuple[int, int, Message]] = []
     usage: list[UsageRow] = []
     links: list[LinkRow] = []
     retitled = False
     for delta in deltas:
-        if isinstance(delta, MessageDelta) and state is not None:
-            if pending is None:
-                pending = _Messages(state)
+        if state is not None and type(delta) is MessageDelta:
             message = delta.message
-            pending.v += 1
-            rows.append((pending.count, pending.v, message))
-            pending.add(message)
+            v = state.v + len(run) + 1
+            rows.append((state.message_count + len(run), v, message))
+            run.append(message)
             if message.usage is not None:
-                usage.append(_usage_row(pending.v, message))
+                usage.append(_usage_row(v, message))
             continue
-        if pending is not None:
-            state = pending.head()
-            pending = None
+        if run:
+            state = _with_messages(state, run)
+            run = []
         state = apply_head(state, delta)  # raises InvalidDelta where it does not apply
         if isinstance(delta, TruncateDelta):
             cut = delta.from_index if cut is None else min(cut, delta.from_index)
             rows = [row for row in rows if row[0] < delta.from_index]
         elif isinstance(delta, ThreadCreate | TitleDelta):
             retitled = True
-        for link in _links_of(thread_id, delta):
-            if link not in links:
-                links.append(link)
-    if pending is not None:
-        state = pending.head()
+        elif isinstance(delta, ChildLinkDelta | SummaryLinkDelta):
+            links.append(
+                LinkRow(thread_id, delta.thread_id, "child")
+                if isinstance(delta, ChildLinkDelta)
+                else LinkRow(thread_id, delta.thread_id, "summary")
+            )
+        if isinstance(delta, ThreadCreate):
+            if delta.parent_thread_id is not None:
+                links.append(LinkRow(delta.parent_thread_id, thread_id, "child"))
+            if delta.origin_thread_id is not None:
+                links.append(LinkRow(delta.origin_thread_id, thread_id, "summary"))
+    if run:
+        state = _with_messages(state, run)
     assert state is not None  # deltas is not empty
     messages = tuple(MessageRow(pos, v, m, *message_search_text(m)) for pos, v, m in rows)
     return AppendPlan(
@@ -248,73 +253,58 @@ def _fold(
         cut=cut,
         messages=messages,
         usage=tuple(usage),
-        links=tuple(links),
+        links=tuple(dict.fromkeys(links)),
         retitled=retitled,
         feed=FeedEntry(thread_id, state.v, False, at),
     )
 
 
-class _Messages:
-    """A run of message deltas folded into a head in one copy (what
-    :func:`~threadline.deltas.apply_head` does one delta at a time)."""
-
-    __slots__ = ("base", "count", "last_activity", "totals", "usage_seen", "v")
-
-    def __init__(self, base: ThreadHead) -> None:
-        self.base = base
-        self.v = base.v
-        self.count = base.message_count
-        self.last_activity = base.last_activity
-        totals = base.totals
-        self.totals: list[float] = [
-            totals.input_tokens,
-            totals.output_tokens,
-            totals.cache_read_tokens,
-            totals.cache_write_tokens,
-            totals.cost_usd,
-            totals.priced_messages,
-            totals.unpriced_messages,
-        ]
-        self.usage_seen = False
-
-    def add(self, message: Message) -> None:
-        self.count += 1
-        if message.timestamp > self.last_activity:
-            self.last_activity = message.timestamp
-        usage = message.usage
-        if usage is None:
-            return
-        self.usage_seen = True
-        t = self.totals
-        t[0] += usage.input_tokens
-        t[1] += usage.output_tokens
-        t[2] += usage.cache_read_tokens
-        t[3] += usage.cache_write_tokens
-        t[4] += usage.cost_usd or 0.0
-        priced = usage.cost_usd is not None
-        t[5] += priced
-        t[6] += not priced
-
-    def head(self) -> ThreadHead:
-        update: dict[str, object] = {
-            "v": self.v,
-            "message_count": self.count,
-            "last_activity": self.last_activity,
-        }
-        if self.usage_seen:
-            t = self.totals
-            update["totals"] = self.base.totals.model_copy(
-                update={
-                    "input_tokens": int(t[0]),
-                    "output_tokens": int(t[1]),
-                    "cache_read_tokens": int(t[2]),
-                    "cache_write_tokens": int(t[3]),
-                    "cost_usd": t[4],
-                    "priced_messages": int(t[5]),
-                    "unpriced_messages": int(t[6]),
-                }
-            )
-        return self.base.model_copy(update=update)
+def _with_messages(head: ThreadHead | None, messages: list[Message]) -> ThreadHead:
+    """``apply_head`` of one message delta per message, as one copy of the head."""
+    assert head is not None
+    last_activity = head.last_activity
+    totals = head.totals
+    sums: list[float] | None = None
+    for message in messages:
+        if message.timestamp > last_activity:
+            last_activity = message.timestamp
+        used = message.usage
+        if used is None:
+            continue
+        if sums is None:
+            sums = [
+                totals.input_tokens,
+                totals.output_tokens,
+                totals.cache_read_tokens,
+                totals.cache_write_tokens,
+                totals.cost_usd,
+                totals.priced_messages,
+                totals.unpriced_messages,
+            ]
+        sums[0] += used.input_tokens
+        sums[1] += used.output_tokens
+        sums[2] += used.cache_read_tokens
+        sums[3] += used.cache_write_tokens
+        sums[4] += used.cost_usd or 0.0
+        priced = used.cost_usd is not None
+        sums[5] += priced
+        sums[6] += not priced
+    update: dict[str, object] = {
+        "v": head.v + len(messages),
+        "message_count": head.message_count + len(messages),
+        "last_activity": last_activity,
+    }
+    if sums is not None:
+        update["totals"] = UsageTotals(
+            input_tokens=int(sums[0]),
+            output_tokens=int(sums[1]),
+            cache_read_tokens=int(sums[2]),
+            cache_write_tokens=int(sums[3]),
+            cost_usd=sums[4],
+            priced_messages=int(sums[5]),
+            unpriced_messages=int(sums[6]),
+        )
+    return head.model_copy(update=update)
 
 
 def _usage_row(v: int, message: Message) -> UsageRow:
@@ -330,22 +320,6 @@ def _usage_row(v: int, message: Message) -> UsageRow:
         usage.cache_write_tokens,
         usage.cost_usd,
     )
-
-
-def _links_of(thread_id: str, delta: Delta) -> list[LinkRow]:
-    match delta:
-        case ThreadCreate(parent_thread_id=parent, origin_thread_id=origin):
-            links: list[LinkRow] = []
-            if parent is not None:
-                links.append(LinkRow(parent, thread_id, "child"))
-            if origin is not None:
-                links.append(LinkRow(origin, thread_id, "summary"))
-            return links
-        case ChildLinkDelta(thread_id=child):
-            return [LinkRow(thread_id, child, "child")]
-        case SummaryLinkDelta(thread_id=summary):
-            return [LinkRow(thread_id, summary, "summary")]
-    return []
 
 
 # -- the derived rows of a store, in one form for every backend ----------------------

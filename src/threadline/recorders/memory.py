@@ -98,7 +98,9 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
             entry = self._threads.get(thread_id)
             head = None if entry is None else entry.head
         archived = head is None and thread_id in self._archived
-        return planner.plan(thread_id, head, expected, deltas, at=now_ms(), archived=archived)
+        return planner.plan(
+            thread_id, head, expected, deltas, at=now_ms(), archived=archived, serialize=False
+        )
 
     def _execute(self, plan: AppendPlan) -> ThreadHead:
         thread_id = plan.thread_id
@@ -386,7 +388,10 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
                 raise ThreadNotFound(thread_id)
             if archived.object.v != len(log):
                 raise VersionConflict(thread_id, archived.object.v, len(log))
-            plans.append((planner.replay(thread_id, [r.delta for r in log], at=now_ms()), log))
+            deltas = [r.delta for r in log]
+            plans.append(
+                (planner.plan(thread_id, None, 0, deltas, at=now_ms(), serialize=False), log)
+            )
         heads: list[ThreadHead] = []
         for plan, log in plans:
             del self._archived[plan.thread_id]
@@ -410,7 +415,7 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
         entry = self._threads.get(thread_id)
         if entry is None:
             return None
-        plan = planner.replay(thread_id, [r.delta for r in entry.log])
+        plan = planner.plan(thread_id, None, 0, [r.delta for r in entry.log], at=0, serialize=False)
         rebuilt = _Entry(plan.head, entry.log, list(plan.messages), list(plan.usage))
         rebuilt.links = list(plan.links)
         self._threads[thread_id] = rebuilt
