@@ -46,9 +46,7 @@ from threadline.errors import (
     StoreBusy,
     StoreClosed,
     StoreCorrupt,
-    ThreadExists,
     ThreadlineError,
-    ThreadNotFound,
     VersionConflict,
     WriterBusy,
 )
@@ -65,6 +63,7 @@ from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, Threa
 from threadline.recorders import (
     sqlite_bodies,
     sqlite_files,
+    sqlite_lifecycle,
     sqlite_relations,
     sqlite_search,
     sqlite_sync,
@@ -630,58 +629,23 @@ class SqliteRecorder(LocalRecorder):
             self._read_conns.clear()
         self._writer_conn.close()
 
-    # -- archive and restore (the contract's lifecycle methods) ----------------
+    # -- archive and restore (see recorders/sqlite_lifecycle.py) ----------------
 
     async def begin_lifecycle(self, op: LifecycleOp) -> None:
         body = op.model_dump_json().encode()
-
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(sql.PUT_LIFECYCLE_OP, (op.id, op.started, body))
-
-        await self._submit(write, write=True)
+        await self._submit(lambda conn: sqlite_lifecycle.begin(conn, op, body), write=True)
 
     async def end_lifecycle(self, op_id: str) -> bool:
-        def write(conn: sqlite3.Connection) -> bool:
-            return conn.execute(sql.DELETE_LIFECYCLE_OP, (op_id,)).rowcount > 0
-
-        return await self._submit(write, write=True)
+        return await self._submit(lambda conn: sqlite_lifecycle.end(conn, op_id), write=True)
 
     async def pending_lifecycle(self) -> list[LifecycleOp]:
-        def read(conn: sqlite3.Connection) -> list[LifecycleOp]:
-            rows = conn.execute(sql.LIFECYCLE_OPS).fetchall()
-            return [LifecycleOp.model_validate_json(body) for (body,) in rows]
-
-        return await self._submit(read, write=False)
+        return await self._submit(sqlite_lifecycle.pending, write=False)
 
     async def commit_archive(self, op_id: str, entries: Sequence[ArchivedThread]) -> None:
-        bodies = [entry.model_dump_json().encode() for entry in entries]
-
-        def write(conn: sqlite3.Connection) -> None:
-            for entry, body in zip(entries, bodies, strict=True):
-                row = conn.execute(sql.THREAD_V, (entry.id,)).fetchone()
-                if row is None:
-                    raise ThreadNotFound(entry.id)
-                if row[0] != entry.object.v:
-                    raise VersionConflict(entry.id, entry.object.v, row[0])
-                self._drop_archived(conn, entry.id)
-                conn.execute(sql.ADD_ARCHIVED, (entry.id, entry.head.last_activity, body))
-            conn.execute(sql.DELETE_LIFECYCLE_OP, (op_id,))
-
-        await self._submit(write, write=True)
-
-    @staticmethod
-    def _drop_archived(conn: sqlite3.Connection, thread_id: str) -> None:
-        """:meth:`_delete` for a thread going to cold storage: its log, head,
-        messages and what _append derives from them (search index, links,
-        usage) go, and _append makes them again on restore; its file log stays
-        (it is not in the archive object), and no tombstone enters the change
-        feed (the thread is not gone)."""
-        row = conn.execute(sql.THREAD_TID, (thread_id,)).fetchone()
-        sqlite_search.unindex_thread(conn, row[0])
-        sqlite_relations.forget(conn, row[0])
-        conn.execute(sql.DELETE_MESSAGES, (row[0],))
-        conn.execute(sql.DELETE_DELTAS, (row[0],))
-        conn.execute(sql.DELETE_THREAD, (row[0],))
+        prepared = [(entry, entry.model_dump_json().encode()) for entry in entries]
+        await self._submit(
+            lambda conn: sqlite_lifecycle.commit_archive(conn, op_id, prepared), write=True
+        )
 
     async def commit_restore(
         self, logs: Sequence[Sequence[RecordedDelta]], op: LifecycleOp
@@ -689,51 +653,23 @@ class SqliteRecorder(LocalRecorder):
         prepared = [
             (whole_log_thread_id(log), log, [delta_to_json(r.delta) for r in log]) for log in logs
         ]
-        op_body = op.model_dump_json().encode()
-
-        def write(conn: sqlite3.Connection) -> list[ThreadHead]:
-            heads: list[ThreadHead] = []
-            for thread_id, log, bodies in prepared:
-                if conn.execute(sql.THREAD_TID, (thread_id,)).fetchone():
-                    raise ThreadExists(thread_id)
-                row = conn.execute(sql.ARCHIVED, (thread_id,)).fetchone()
-                if row is None:
-                    raise ThreadNotFound(thread_id)
-                archived_v = ArchivedThread.model_validate_json(row[0]).object.v
-                if archived_v != len(log):
-                    raise VersionConflict(thread_id, archived_v, len(log))
-                conn.execute(sql.DELETE_ARCHIVED, (thread_id,))
-                # Through _append, so that everything it maintains is maintained;
-                # then the log gets its original commit times back.
-                deltas = [r.delta for r in log]
-                heads.append(self._append(conn, thread_id, 0, deltas, bodies))
-                conn.executemany(
-                    sql.RESTORE_COMMIT_TIME,
-                    [(r.at, r.v, thread_id) for r in log],
-                )
-            conn.execute(sql.PUT_LIFECYCLE_OP, (op.id, op.started, op_body))
-            return heads
-
-        return await self._submit(write, write=True)
+        body = op.model_dump_json().encode()
+        return await self._submit(
+            lambda conn: sqlite_lifecycle.commit_restore(conn, self._append, prepared, op, body),
+            write=True,
+        )
 
     async def archived(self, thread_id: str) -> ArchivedThread | None:
-        def read(conn: sqlite3.Connection) -> ArchivedThread | None:
-            row = conn.execute(sql.ARCHIVED, (thread_id,)).fetchone()
-            return None if row is None else ArchivedThread.model_validate_json(row[0])
-
-        return await self._submit(read, write=False)
+        return await self._submit(
+            lambda conn: sqlite_lifecycle.archived(conn, thread_id), write=False
+        )
 
     async def list_archived(
         self, *, limit: int, after: tuple[int, str] | None = None
     ) -> list[ArchivedThread]:
-        def read(conn: sqlite3.Connection) -> list[ArchivedThread]:
-            if after is None:
-                rows = conn.execute(sql.LIST_ARCHIVED, (limit,)).fetchall()
-            else:
-                rows = conn.execute(sql.LIST_ARCHIVED_AFTER, (after[0], after[1], limit)).fetchall()
-            return [ArchivedThread.model_validate_json(body) for (body,) in rows]
-
-        return await self._submit(read, write=False)
+        return await self._submit(
+            lambda conn: sqlite_lifecycle.list_archived(conn, limit, after), write=False
+        )
 
     async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
         return await self._submit(lambda conn: self._rebuild(conn, thread_id), write=True)
@@ -973,31 +909,4 @@ class SqliteRecorder(LocalRecorder):
 
     async def derived_rows(self) -> planner.DerivedRows:
         """Every derived row, in the form all backends report (for tests)."""
-        return await self._submit(_derived_rows, write=False)
-
-
-def _derived_rows(conn: sqlite3.Connection) -> planner.DerivedRows:
-    def by_tid(query: str) -> dict[int, list[tuple[object, ...]]]:
-        found: dict[int, list[tuple[object, ...]]] = {}
-        for row in conn.execute(query):
-            found.setdefault(row[0], []).append(tuple(row[1:]))
-        return found
-
-    positions, usage = by_tid(sql.INSPECT_POSITIONS), by_tid(sql.INSPECT_USAGE)
-    links, documents = by_tid(sql.INSPECT_LINKS), by_tid(sql.INSPECT_DOCUMENTS)
-    titles = dict(conn.execute(sql.INSPECT_TITLES).fetchall())
-    threads: dict[str, planner.ThreadRows] = {}
-    for tid, thread_id, head in conn.execute(sql.INSPECT_THREADS).fetchall():
-        threads[thread_id] = planner.ThreadRows(
-            head=_head_from_row(head),
-            positions=tuple((int(p), int(v)) for p, v in positions.get(tid, [])),  # type: ignore[call-overload]
-            usage=tuple(planner.UsageRow(*row) for row in usage.get(tid, [])),  # type: ignore[arg-type]
-            links=frozenset(planner.LinkRow(*row) for row in links.get(tid, [])),  # type: ignore[arg-type]
-            documents=tuple(
-                (int(v), planner.document_tokens(str(c or ""), str(t or "")))  # type: ignore[call-overload]
-                for v, c, t in documents.get(tid, [])
-            ),
-            title_tokens=planner.title_tokens(titles.get(tid)),
-        )
-    feed = tuple((t, v, bool(d)) for t, v, d in conn.execute(sql.INSPECT_FEED))
-    return planner.DerivedRows(threads, feed)
+        return await self._submit(sqlite_lifecycle.derived_rows, write=False)
