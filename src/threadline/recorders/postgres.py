@@ -42,11 +42,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Self, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Self, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -55,11 +54,9 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 from threadline import planner
-from threadline import search as fts
 from threadline.auth import TokenRecord
 from threadline.deltas import (
     Delta,
-    MessageDelta,
     delta_from_json,
 )
 from threadline.errors import (
@@ -86,6 +83,7 @@ from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, Threa
 from threadline.planner import AppendPlan
 from threadline.recorders import postgres_files as files
 from threadline.recorders import postgres_schema as sql
+from threadline.recorders import postgres_search as pg_search
 from threadline.recorders.base import (
     Append,
     Change,
@@ -99,9 +97,8 @@ from threadline.recorders.base import (
 )
 from threadline.recorders.commit_groups import CommitGroups
 from threadline.recorders.workspaces import Workspaces
-from threadline.search import SearchDocument, SearchHit, parse_query
+from threadline.search import SearchHit, parse_query
 
-_T = TypeVar("_T")
 _DAY_MS = 86_400_000
 _MAX_V = 2**31 - 1
 _HEAD_CACHE = 4096
@@ -301,10 +298,7 @@ class PostgresWorkspaces(Workspaces):
 
     async def find_token(self, token_id: str) -> TokenRecord | None:
         async with _translated(self.location):
-            row = await self.pool.fetchrow(
-                sql.FIND_TOKEN,
-                token_id,
-            )
+            row = await self.pool.fetchrow(sql.FIND_TOKEN, token_id)
         if row is None:
             return None
         return TokenRecord(token_id, bytes(row[0]), row[1], row[2], row[3])
@@ -351,16 +345,13 @@ def _head_json(head: ThreadHead) -> bytes:
     return head.model_dump_json().encode()
 
 
-def _message_of(body: bytes) -> Message:
-    delta = delta_from_json(body)
-    if not isinstance(delta, MessageDelta):
-        raise InvalidDelta(f"message projection points at a {delta.type} delta")
-    return delta.message
-
-
 def _thread_of(head: ThreadHead, bodies: Sequence[bytes]) -> Thread:
-    fields = head.model_dump(exclude={"message_count", "last_activity", "totals", "archived_at"})
-    return Thread.model_validate({**fields, "messages": tuple(_message_of(b) for b in bodies)})
+    # The store wrote these: build without validating them again.
+    fields = {name: getattr(head, name) for name in _THREAD_FIELDS}
+    return Thread.model_construct(**fields, messages=tuple(map(pg_search.message_of, bodies)))
+
+
+_THREAD_FIELDS = [name for name in Thread.model_fields if name != "messages"]
 
 
 def _graph(rows: Sequence[asyncpg.Record]) -> LinkGraph:
@@ -672,7 +663,7 @@ class PostgresRecorder(ThreadRecorder):
             )
         if row is None:
             return None
-        return ThreadHead.model_validate_json(row[0]), [_message_of(b) for b in row[1]]
+        return ThreadHead.model_validate_json(row[0]), [pg_search.message_of(b) for b in row[1]]
 
     async def deltas(
         self, thread_id: str, *, after: int = 0, upto: int | None = None
@@ -744,21 +735,14 @@ class PostgresRecorder(ThreadRecorder):
 
     async def pending_lifecycle(self) -> list[LifecycleOp]:
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                sql.LIFECYCLE_OPS,
-                self.workspace,
-            )
+            rows = await conn.fetch(sql.LIFECYCLE_OPS, self.workspace)
         return [LifecycleOp.model_validate_json(row[0]) for row in rows]
 
     async def commit_archive(self, op_id: str, entries: Sequence[ArchivedThread]) -> None:
         try:
             async with self._transaction() as conn:
                 for item in entries:
-                    row = await conn.fetchrow(
-                        sql.LOCK_THREAD_V,
-                        self.workspace,
-                        item.id,
-                    )
+                    row = await conn.fetchrow(sql.LOCK_THREAD_V, self.workspace, item.id)
                     if row is None:
                         raise ThreadNotFound(item.id)
                     if row[0] != item.object.v:
@@ -771,11 +755,7 @@ class PostgresRecorder(ThreadRecorder):
                         for e in entries
                     ],
                 )
-                await conn.execute(
-                    sql.DELETE_LIFECYCLE_OP,
-                    self.workspace,
-                    op_id,
-                )
+                await conn.execute(sql.DELETE_LIFECYCLE_OP, self.workspace, op_id)
         finally:
             for item in entries:
                 self._heads.pop(item.id, None)
@@ -790,11 +770,7 @@ class PostgresRecorder(ThreadRecorder):
                 thread_id = whole_log_thread_id(log)
                 if await conn.fetchrow(sql.HEAD, self.workspace, thread_id) is not None:
                     raise ThreadExists(thread_id)
-                entry = await conn.fetchrow(
-                    sql.TAKE_ARCHIVED,
-                    self.workspace,
-                    thread_id,
-                )
+                entry = await conn.fetchrow(sql.TAKE_ARCHIVED, self.workspace, thread_id)
                 if entry is None:
                     raise ThreadNotFound(thread_id)
                 archived = ArchivedThread.model_validate_json(entry[0])
@@ -803,10 +779,7 @@ class PostgresRecorder(ThreadRecorder):
                 tid, head = await self._append(conn, thread_id, 0, [r.delta for r in log], False)
                 restored[thread_id] = (head.v, False)
                 await conn.execute(
-                    sql.RESTORE_COMMIT_TIMES,
-                    tid,
-                    [r.v for r in log],
-                    [r.at for r in log],
+                    sql.RESTORE_COMMIT_TIMES, tid, [r.v for r in log], [r.at for r in log]
                 )
                 heads.append(head)
             await self._publish(conn, restored)
@@ -821,11 +794,7 @@ class PostgresRecorder(ThreadRecorder):
 
     async def archived(self, thread_id: str) -> ArchivedThread | None:
         async with self._conn() as conn:
-            row = await conn.fetchrow(
-                sql.ARCHIVED,
-                self.workspace,
-                thread_id,
-            )
+            row = await conn.fetchrow(sql.ARCHIVED, self.workspace, thread_id)
         return None if row is None else ArchivedThread.model_validate_json(row[0])
 
     async def list_archived(
@@ -833,18 +802,10 @@ class PostgresRecorder(ThreadRecorder):
     ) -> list[ArchivedThread]:
         async with self._conn() as conn:
             if after is None:
-                rows = await conn.fetch(
-                    sql.LIST_ARCHIVED,
-                    self.workspace,
-                    limit,
-                )
+                rows = await conn.fetch(sql.LIST_ARCHIVED, self.workspace, limit)
             else:
                 rows = await conn.fetch(
-                    sql.LIST_ARCHIVED_AFTER,
-                    self.workspace,
-                    after[0],
-                    after[1],
-                    limit,
+                    sql.LIST_ARCHIVED_AFTER, self.workspace, after[0], after[1], limit
                 )
         return [ArchivedThread.model_validate_json(row[0]) for row in rows]
 
@@ -852,11 +813,7 @@ class PostgresRecorder(ThreadRecorder):
         """Rebuild from the log: the thread's rows are replaced by a re-append of
         its whole log in one transaction (same tid is not kept; commit times are)."""
         async with self._transaction() as conn:
-            row = await conn.fetchrow(
-                sql.LOCK_THREAD_TID,
-                self.workspace,
-                thread_id,
-            )
+            row = await conn.fetchrow(sql.LOCK_THREAD_TID, self.workspace, thread_id)
             if row is None:
                 return None
             rows = await conn.fetch(sql.LOG, row[0])
@@ -866,67 +823,20 @@ class PostgresRecorder(ThreadRecorder):
             args = self._append_args(thread_id, None, 0, plan, False)
             tid, head = self._appended(thread_id, 0, plan, await conn.fetchrow(sql.APPEND, *args))
             await conn.execute(
-                sql.RESTORE_COMMIT_TIMES,
-                tid,
-                [r[0] for r in rows],
-                [r[1] for r in rows],
+                sql.RESTORE_COMMIT_TIMES, tid, [r[0] for r in rows], [r[1] for r in rows]
             )
         self._heads.pop(thread_id, None)
         return head
 
-    # -- search -------------------------------------------------------------------
+    # -- search (see postgres_search.py) -------------------------------------------
 
     async def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
         """Candidates from the token index (GIN), then the same matching and BM25
         ranking as :mod:`threadline.search`, with corpus figures from the database
         (a phrase's document frequency counts documents holding all its tokens)."""
         terms = parse_query(query)
-        whole = sorted({t for term in terms for t in term.tokens[: -1 if term.prefix else None]})
-        prefixes = [term.tokens[-1] + "%" for term in terms if term.prefix]
         async with self._transaction("repeatable_read") as conn:
-            messages = await conn.fetch(sql.SEARCH_MESSAGES, self.workspace, whole, prefixes)
-            titles = await conn.fetch(sql.SEARCH_TITLES, self.workspace, whole, prefixes)
-            total, length = await conn.fetchrow(sql.SEARCH_CORPUS, self.workspace) or (0, 0)
-            frequency = []
-            for term in terms:
-                exact = list(term.tokens[:-1] if term.prefix else term.tokens)
-                pattern = term.tokens[-1] + "%" if term.prefix else None
-                frequency.append(
-                    await conn.fetchval(sql.SEARCH_FREQUENCY, self.workspace, exact, pattern)
-                )
-        documents: list[tuple[tuple[str, str | None, str | None], SearchDocument]] = []
-        for thread_id, head_json in titles:
-            head = ThreadHead.model_validate_json(head_json)
-            if head.title:
-                documents.append(
-                    ((thread_id, None, head.title), SearchDocument.of_title(head.title))
-                )
-        for thread_id, head_json, body in messages:
-            message = _message_of(body)
-            title = ThreadHead.model_validate_json(head_json).title
-            documents.append(((thread_id, message.id, title), SearchDocument.of_message(message)))
-        ranked = _bm25(
-            documents,
-            terms,
-            total=total,
-            average=(length / total) if total else 1.0,
-            frequency=frequency,
-        )
-        hits: list[SearchHit] = []
-        for score, (thread_id, message_id, title), document in ranked[:limit]:
-            snippet, highlights = document.snippet(terms)
-            hits.append(
-                SearchHit(
-                    thread_id=thread_id,
-                    message_id=message_id,
-                    kind="title" if message_id is None else "message",
-                    snippet=snippet,
-                    highlights=highlights,
-                    score=score,
-                    thread_title=title,
-                )
-            )
-        return hits
+            return await pg_search.search(conn, self.workspace, terms, limit)
 
     # -- file changes (see postgres_files.py) ---------------------------------------
 
@@ -1011,56 +921,4 @@ class PostgresRecorder(ThreadRecorder):
     async def derived_rows(self) -> planner.DerivedRows:
         """Every derived row of the workspace, in the form all backends report (for tests)."""
         async with self._transaction("repeatable_read") as conn:
-            heads = await conn.fetch(sql.INSPECT_THREADS, self.workspace)
-            messages = await conn.fetch(sql.INSPECT_MESSAGES, self.workspace)
-            usage = await conn.fetch(sql.INSPECT_USAGE, self.workspace)
-            links = await conn.fetch(sql.INSPECT_LINKS, self.workspace)
-            feed = await conn.fetch(sql.INSPECT_FEED, self.workspace)
-
-        def by_tid(rows: Sequence[asyncpg.Record]) -> dict[int, list[tuple[object, ...]]]:
-            found: dict[int, list[tuple[object, ...]]] = {}
-            for row in rows:
-                found.setdefault(row[0], []).append(tuple(row)[1:])
-            return found
-
-        by_message, by_usage, by_link = by_tid(messages), by_tid(usage), by_tid(links)
-        threads: dict[str, planner.ThreadRows] = {}
-        for tid, thread_id, head, title_tokens in heads:
-            rows = by_message.get(tid, [])
-            threads[thread_id] = planner.ThreadRows(
-                head=ThreadHead.model_validate_json(head),
-                positions=tuple((pos, v) for pos, v, _ in rows),  # type: ignore[misc]
-                usage=tuple(planner.UsageRow(*u) for u in by_usage.get(tid, [])),  # type: ignore[arg-type]
-                links=frozenset(planner.LinkRow(*k) for k in by_link.get(tid, [])),  # type: ignore[arg-type]
-                documents=tuple(
-                    sorted((v, " ".join(t)) for _, v, t in rows)  # type: ignore[misc, arg-type]
-                ),
-                title_tokens=" ".join(title_tokens),
-            )
-        return planner.DerivedRows(threads, tuple((t, v, d) for t, v, d in feed))
-
-
-def _bm25(
-    documents: list[tuple[_T, SearchDocument]],
-    terms: Sequence[fts.QueryTerm],
-    *,
-    total: int,
-    average: float,
-    frequency: Sequence[int],
-    k1: float = 1.2,
-    b: float = 0.75,
-) -> list[tuple[float, _T, SearchDocument]]:
-    """:func:`threadline.search.bm25_rank` with corpus figures given, not counted."""
-    ranked: list[tuple[float, _T, SearchDocument]] = []
-    average = average or 1.0
-    for key, doc in documents:
-        counts = [len(doc.matches(term)) for term in terms]
-        if not all(counts):
-            continue
-        score = 0.0
-        for count, seen in zip(counts, frequency, strict=True):
-            idf = max(math.log((total - seen + 0.5) / (seen + 0.5)), 1e-6)
-            score += idf * count * (k1 + 1) / (count + k1 * (1 - b + b * doc.length / average))
-        ranked.append((score, key, doc))
-    ranked.sort(key=lambda item: -item[0])
-    return ranked
+            return await pg_search.derived_rows(conn, self.workspace)
