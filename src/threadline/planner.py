@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from threadline.deltas import (
     ChildLinkDelta,
@@ -59,7 +59,7 @@ from threadline.search import tokens as search_tokens
 
 DAY_MS = 86_400_000
 
-LinkKind = str  # "child" or "summary" (see recorders.base.LinkKind)
+LinkKind = Literal["child", "summary"]  # as recorders.base.LinkKind
 
 
 class MessageRow(NamedTuple):

@@ -248,7 +248,7 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
         by_end: dict[str, list[ThreadLink]] = {}
         for entry in self._threads.values():
             for row in entry.links:
-                link = ThreadLink(row.parent_id, row.child_id, row.kind)  # type: ignore[arg-type]
+                link = ThreadLink(row.parent_id, row.child_id, row.kind)
                 by_end.setdefault(link.parent_id if down else link.child_id, []).append(link)
         reached: list[ThreadLink] = []
         seen = {thread_id}
@@ -283,7 +283,7 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
         if subtrees and thread_ids is not None:
             for thread_id in thread_ids:
                 scope.update(self._walk(thread_id, down=True).heads)
-        groups: dict[tuple[object, ...], list[float]] = {}
+        groups: dict[tuple[str, str | None, int, tuple[int, ...] | None], list[float]] = {}
         for thread_id in sorted(scope & self._threads.keys()):
             for u in self._threads[thread_id].usage:
                 tokens = (
@@ -301,9 +301,9 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
                 sums[5] += u.cost_usd or 0.0
         return [
             UsageGroup(
-                thread_id=str(thread_id),
-                model=model,  # type: ignore[arg-type]
-                day=int(day),  # type: ignore[call-overload]
+                thread_id=thread_id,
+                model=model,
+                day=day,
                 messages=int(s[0]),
                 input_tokens=int(s[1]),
                 output_tokens=int(s[2]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
 
@@ -92,8 +92,8 @@ async def derived_rows(conn: Connection, workspace: str) -> planner.DerivedRows:
     links = await conn.fetch(sql.INSPECT_LINKS, workspace)
     feed = await conn.fetch(sql.INSPECT_FEED, workspace)
 
-    def by_tid(rows: Sequence[asyncpg.Record]) -> dict[int, list[tuple[object, ...]]]:
-        found: dict[int, list[tuple[object, ...]]] = {}
+    def by_tid(rows: Sequence[asyncpg.Record]) -> dict[int, list[tuple[Any, ...]]]:
+        found: dict[int, list[tuple[Any, ...]]] = {}
         for row in rows:
             found.setdefault(row[0], []).append(tuple(row)[1:])
         return found
@@ -104,12 +104,10 @@ async def derived_rows(conn: Connection, workspace: str) -> planner.DerivedRows:
         rows = by_message.get(tid, [])
         threads[thread_id] = planner.ThreadRows(
             head=ThreadHead.model_validate_json(head),
-            positions=tuple((pos, v) for pos, v, _ in rows),  # type: ignore[misc]
-            usage=tuple(planner.UsageRow(*u) for u in by_usage.get(tid, [])),  # type: ignore[arg-type]
-            links=frozenset(planner.LinkRow(*k) for k in by_link.get(tid, [])),  # type: ignore[arg-type]
-            documents=tuple(
-                sorted((v, " ".join(t)) for _, v, t in rows)  # type: ignore[misc, arg-type]
-            ),
+            positions=tuple((pos, v) for pos, v, _ in rows),
+            usage=tuple(planner.UsageRow(*u) for u in by_usage.get(tid, [])),
+            links=frozenset(planner.LinkRow(*k) for k in by_link.get(tid, [])),
+            documents=tuple(sorted((v, " ".join(t)) for _, v, t in rows)),
             title_tokens=" ".join(title_tokens),
         )
     return planner.DerivedRows(threads, tuple((t, v, d) for t, v, d in feed))

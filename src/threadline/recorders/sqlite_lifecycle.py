@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from threadline import planner
 from threadline.deltas import Delta
@@ -110,8 +111,8 @@ def list_archived(
 def derived_rows(conn: sqlite3.Connection) -> planner.DerivedRows:
     """Every derived row, in the form all backends report (for tests)."""
 
-    def by_tid(query: str) -> dict[int, list[tuple[object, ...]]]:
-        found: dict[int, list[tuple[object, ...]]] = {}
+    def by_tid(query: str) -> dict[int, list[tuple[Any, ...]]]:
+        found: dict[int, list[tuple[Any, ...]]] = {}
         for row in conn.execute(query):
             found.setdefault(row[0], []).append(tuple(row[1:]))
         return found
@@ -123,11 +124,11 @@ def derived_rows(conn: sqlite3.Connection) -> planner.DerivedRows:
     for tid, thread_id, head in conn.execute(sql.INSPECT_THREADS).fetchall():
         threads[thread_id] = planner.ThreadRows(
             head=ThreadHead.model_validate_json(head),
-            positions=tuple((int(p), int(v)) for p, v in positions.get(tid, [])),  # type: ignore[call-overload]
-            usage=tuple(planner.UsageRow(*row) for row in usage.get(tid, [])),  # type: ignore[arg-type]
-            links=frozenset(planner.LinkRow(*row) for row in links.get(tid, [])),  # type: ignore[arg-type]
+            positions=tuple((int(p), int(v)) for p, v in positions.get(tid, [])),
+            usage=tuple(planner.UsageRow(*row) for row in usage.get(tid, [])),
+            links=frozenset(planner.LinkRow(*row) for row in links.get(tid, [])),
             documents=tuple(
-                (int(v), planner.document_tokens(str(c or ""), str(t or "")))  # type: ignore[call-overload]
+                (int(v), planner.document_tokens(str(c or ""), str(t or "")))
                 for v, c, t in documents.get(tid, [])
             ),
             title_tokens=planner.title_tokens(titles.get(tid)),
