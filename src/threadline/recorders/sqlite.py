@@ -409,33 +409,59 @@ class SqliteRecorder(LocalRecorder):
         batch = [job for job in batch if not job.future.cancelled()]
         if not batch:
             return
-        results: list[_Outcome] = []
-        single = len(batch) == 1
         try:
             with _translated(self._path):
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for job in batch:
-                        if not single:
-                            conn.execute("SAVEPOINT append")
-                        try:
-                            results.append((job, job.fn(conn), None))
-                        except ThreadlineError as exc:
-                            if single:
-                                raise
-                            conn.execute("ROLLBACK TO append")
-                            results.append((job, None, exc))
-                        if not single:
-                            conn.execute("RELEASE append")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                results = self._run_batch(conn, batch, isolated=False)
+                if results is None:  # a job failed: again, each in a savepoint
+                    results = self._run_batch(conn, batch, isolated=True)
+                assert results is not None
         except BaseException as exc:
             _hand_over([(job, None, exc) for job in batch])
             return
         _hand_over(results)
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[_Job], *, isolated: bool
+    ) -> list[_Outcome] | None:
+        """Run the jobs in one transaction and commit it, or return None.
+
+        Not ``isolated``, the jobs run one after the other with nothing between
+        them: a job that raises a :class:`ThreadlineError` rolls the whole
+        transaction back and the result is None (the caller runs the batch
+        again, ``isolated``). Isolated, each job runs in a savepoint of its own,
+        so that one conflict does not fail its neighbours. The first way is the
+        common one and costs much less: releasing a savepoint makes the
+        full-text index flush a segment of its own, so N appends under
+        savepoints cost N index flushes, and one transaction without them one
+        (docs/performance.md).
+        """
+        results: list[_Outcome] = []
+        single = len(batch) == 1
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for job in batch:
+                if not isolated or single:
+                    try:
+                        results.append((job, job.fn(conn), None))
+                    except ThreadlineError:
+                        if single:
+                            raise
+                        conn.execute("ROLLBACK")
+                        return None
+                    continue
+                conn.execute("SAVEPOINT append")
+                try:
+                    results.append((job, job.fn(conn), None))
+                except ThreadlineError as exc:
+                    conn.execute("ROLLBACK TO append")
+                    results.append((job, None, exc))
+                conn.execute("RELEASE append")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
 
     def _reader_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
