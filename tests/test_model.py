@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from threadline.deltas import MessageDelta, delta_from_json, delta_to_json
 from threadline.model import Message, ThreadHead, Usage, UsageTotals
+from threadline.writer import message_delta
 
 
 def test_model_copy_with_update_equals_pydantics_and_leaves_the_original() -> None:
@@ -40,3 +42,12 @@ def test_usage_totals_add_equals_validated_totals() -> None:
     assert totals == expected
     assert UsageTotals.model_validate_json(totals.model_dump_json()) == expected
     assert hash(totals) == hash(expected)
+
+
+def test_message_delta_without_validation_equals_the_validated_one() -> None:
+    for role in ("user", "assistant", "system"):
+        message = Message(role=role, content=f"a {role} says", usage=Usage(input_tokens=1))
+        trusted = message_delta(message)
+        assert trusted == MessageDelta.of(message)
+        assert delta_to_json(trusted) == delta_to_json(MessageDelta.of(message))
+        assert delta_from_json(delta_to_json(trusted)) == trusted

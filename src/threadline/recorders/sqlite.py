@@ -312,9 +312,14 @@ def _settle(outcomes: list[_Outcome]) -> None:
 
 def _hand_over(outcomes: list[_Outcome]) -> None:
     """From the writer thread: settle the futures in their loops, one call per loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-    for outcome in outcomes:
-        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    loop = outcomes[0][0].loop
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]]
+    if all(outcome[0].loop is loop for outcome in outcomes):  # the usual case
+        by_loop = {loop: outcomes}
+    else:
+        by_loop = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
     for loop, some in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
             loop.call_soon_threadsafe(_settle, some)
