@@ -93,10 +93,14 @@ from threadline.search import SearchHit, parse_query
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _R = TypeVar("_R")
 _WRITTEN_HEADS = 1024  # heads remembered by the writer (see _written_head)
-# Delta rows run from a few hundred bytes to a few KB: in 4 KB pages the space a
-# row leaves when the next one does not fit is ~22% of the log's pages; in 8 KB
-# pages ~12% (bench/foundation.py, benchmark 4), for ~10% slower single commits.
-_PAGE_SIZE = 8192
+# A commit writes every page it touched to the WAL whole: an append touches ~15
+# (log, projection, usage, head, change feed, search index), so 8 KB pages wrote
+# and synced 123 KB per single append, 4 KB pages half that, for ~13% faster
+# single appends. Since delta bodies are compressed, the space rows leave unused
+# at the end of a page hardly shows: bytes on disk per message were 0.98 of its
+# JSON with 8 KB pages and 0.99 with 4 KB (bench/foundation.py, benchmarks 1
+# and 4; docs/performance.md). A database keeps the page size it was made with.
+_PAGE_SIZE = 4096
 
 # Numbered schema migrations, applied in order on open, each in the same
 # transaction as its row in schema_migrations. Never edit a released one: add
