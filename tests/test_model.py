@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from pydantic import BaseModel
 
 from threadline.deltas import MessageDelta, delta_from_json, delta_to_json
+from threadline.errors import InvalidDelta
 from threadline.model import Message, ThreadHead, Usage, UsageTotals
 from threadline.writer import message_delta
 
@@ -51,3 +55,10 @@ def test_message_delta_without_validation_equals_the_validated_one() -> None:
         assert trusted == MessageDelta.of(message)
         assert delta_to_json(trusted) == delta_to_json(MessageDelta.of(message))
         assert delta_from_json(delta_to_json(trusted)) == trusted
+
+
+def test_message_delta_refuses_a_role_that_skipped_validation() -> None:
+    unchecked: dict[str, Any] = {"role": "tool", "content": "x"}
+    message = Message.model_construct(**unchecked)
+    with pytest.raises(InvalidDelta, match="'tool'"):
+        message_delta(message)

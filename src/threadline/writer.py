@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from threadline.deltas import Delta, MessageDelta, TruncateDelta, diff, fold
-from threadline.errors import VersionConflict, WriterClosed
+from threadline.deltas import Delta, MessageDelta, MessageType, TruncateDelta, diff, fold
+from threadline.errors import InvalidDelta, VersionConflict, WriterClosed
 from threadline.events import THREAD_UPDATED, ThreadEvent
 from threadline.model import Message, Thread
 from threadline.recorders.base import WriterLease
@@ -32,6 +32,12 @@ _END = object()
 
 Modifier = Callable[[Thread], Thread | Awaitable[Thread]]
 
+_MESSAGE_TYPES: dict[str, MessageType] = {
+    "user": "user:message",
+    "assistant": "assistant:message",
+    "system": "system:message",
+}
+
 
 def message_delta(message: Message) -> MessageDelta:
     """``MessageDelta.of(message)`` without validating again what is known valid.
@@ -40,7 +46,10 @@ def message_delta(message: Message) -> MessageDelta:
     again either), and the delta's type is the one its role names, which is all
     the delta's own validator checks (docs/performance.md).
     """
-    return MessageDelta._trusted({"type": f"{message.role}:message", "message": message})
+    kind = _MESSAGE_TYPES.get(message.role)
+    if kind is None:  # only a Message made with model_construct can get here
+        raise InvalidDelta(f"A message cannot have the role {message.role!r}")
+    return MessageDelta._trusted({"type": kind, "message": message})
 
 
 async def call_modifier(modifier: Modifier, thread: Thread) -> Thread:
