@@ -14,6 +14,8 @@ at the end.
 3. ``load_thread(limit=50)`` of a 100,000-message thread vs a 100-message one
 4. bytes on disk per message vs the message's JSON
 5. LangGraph's ``SqliteSaver`` with an ``add_messages`` state, same workload
+6. CPU per append (event loop + writer thread), without the disk flush, vs the
+   CPU of a raw single-row INSERT+COMMIT
 """
 
 from __future__ import annotations
@@ -532,6 +534,106 @@ async def bench_langgraph(config: Config, tmp: Path) -> list[Outcome]:
     ]
 
 
+# -- 6. CPU per append ----------------------------------------------------------------
+
+
+@dataclass
+class CpuSplit:
+    """CPU seconds spent over some operations: the whole process, and the thread
+    that ran the event loop (the rest is the recorder's writer thread)."""
+
+    process: float = 0.0
+    loop: float = 0.0
+    operations: int = 0
+
+    def per_op(self, seconds: float) -> float:
+        return seconds / self.operations
+
+
+async def cpu_of_appends(writers: Sequence[ThreadWriter], batches: list[list[Message]]) -> CpuSplit:
+    process, loop = time.process_time(), time.thread_time()
+    if len(writers) == 1:
+        await timed_appends(writers[0], batches[0])
+    else:
+        await timed_concurrent(writers, batches)
+    return CpuSplit(
+        time.process_time() - process,
+        time.thread_time() - loop,
+        sum(len(b) for b in batches),
+    )
+
+
+def cpu_of_raw_inserts(raw: RawSqlite, bodies: Sequence[bytes]) -> CpuSplit:
+    process, loop = time.process_time(), time.thread_time()
+    timed_raw_inserts(raw, bodies)
+    return CpuSplit(time.process_time() - process, time.thread_time() - loop, len(bodies))
+
+
+def add_split(total: CpuSplit, part: CpuSplit) -> None:
+    total.process += part.process
+    total.loop += part.loop
+    total.operations += part.operations
+
+
+async def bench_cpu(config: Config, tmp: Path, stream: Iterator[Message]) -> Outcome:
+    heading(6, "CPU per durable append (event loop + writer thread), without the disk flush")
+    # synchronous=OFF runs the same code and the same statements as FULL, minus
+    # the fsync (which costs wall time, hardly CPU): the process's CPU time over
+    # N appends, divided by N, is the Python and SQLite work of one append.
+    store = await ThreadStore.open(tmp / "cpu.db", synchronous="OFF")
+    raw = RawSqlite(tmp / "raw-cpu.db", synchronous="OFF")
+    try:
+        solo = await store.acquire_writer((await store.create_thread(title="cpu")).id)
+        writers = [
+            await store.acquire_writer((await store.create_thread(title=f"cpu {i}")).id)
+            for i in range(WRITERS)
+        ]
+        await timed_appends(solo, take(stream, config.warmup))
+        await timed_concurrent(writers, [take(stream, 5) for _ in writers])
+        timed_raw_inserts(raw, bodies_of(take(stream, config.warmup)))
+        single, many, baseline = CpuSplit(), CpuSplit(), CpuSplit()
+        for _ in range(config.rounds):
+            add_split(single, await cpu_of_appends([solo], [take(stream, config.block)]))
+            add_split(
+                many,
+                await cpu_of_appends(writers, [take(stream, config.per_writer) for _ in writers]),
+            )
+            add_split(baseline, cpu_of_raw_inserts(raw, bodies_of(take(stream, config.block))))
+        for writer in [solo, *writers]:
+            await writer.dispose()
+    finally:
+        raw.close()
+        await store.close()
+    line(
+        "method",
+        "time.process_time() over N appends at synchronous=OFF, / N; the event loop's",
+    )
+    line("", "share is time.thread_time() of its thread, the rest is the writer thread")
+    line(
+        "operations",
+        f"{config.rounds} rounds x ({config.block} single + {WRITERS} x "
+        f"{config.per_writer} concurrent + {config.block} raw)",
+    )
+    line("raw INSERT+COMMIT (one thread)", ms(baseline.per_op(baseline.process)))
+    for name, split in (("1 writer", single), (f"{WRITERS} writers (group commit)", many)):
+        line(
+            f"{name}: CPU per append",
+            f"{ms(split.per_op(split.process))}  (event loop {ms(split.per_op(split.loop))}, "
+            f"writer thread {ms(split.per_op(split.process - split.loop))})",
+        )
+    figure = single.per_op(single.process)
+    line("1 writer, target <= 0.25 ms", ms(figure))
+    return Outcome(
+        6,
+        "CPU per append, 1 writer",
+        ms(figure),
+        ms(baseline.per_op(baseline.process)) + " raw",
+        figure / baseline.per_op(baseline.process),
+        "<= 0.25 ms",
+        figure <= 0.00025,
+    )
+
+
 # -- main ------------------------------------------------------------------------------
 
 
@@ -553,6 +655,8 @@ async def run(config: Config, only: set[int]) -> list[Outcome]:
             outcomes.append(await bench_disk(config, tmp, stream))
         if 5 in only:
             outcomes.extend(await bench_langgraph(config, tmp))
+        if 6 in only:
+            outcomes.append(await bench_cpu(config, tmp, stream))
     return outcomes
 
 
@@ -579,11 +683,11 @@ def main() -> None:
         "or one graph.invoke through a no-op node (three checkpoints)",
     )
     parser.add_argument(
-        "--only", type=int, nargs="+", choices=range(1, 6), help="run only these benchmarks"
+        "--only", type=int, nargs="+", choices=range(1, 7), help="run only these benchmarks"
     )
     args = parser.parse_args()
     config = build_config(args)
-    only = set(args.only or range(1, 6))
+    only = set(args.only or range(1, 7))
     print(
         f"threadline foundation benchmarks ({'quick' if args.quick else 'full'}); "
         f"Python {sys.version.split()[0]}, SQLite {__import__('sqlite3').sqlite_version}"

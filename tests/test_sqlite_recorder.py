@@ -93,3 +93,51 @@ async def test_a_cancelled_append_does_not_stop_the_writer_thread(tmp_path: Path
     head = await recorder.append("T-1", 1, [MessageDelta.of(Message(role="user", content="ok"))])
     assert (head.v, head.message_count) == (2, 1)
     await recorder.close()
+
+
+async def test_a_conflict_in_a_group_commit_fails_only_its_own_append(tmp_path: Path) -> None:
+    """Appends queued behind a busy writer thread commit together; the one that
+    conflicts fails alone and leaves nothing behind, in the log, the pages or
+    the search index."""
+    recorder = SqliteRecorder(tmp_path / "t.db")
+    for name in ("T-1", "T-2", "T-3"):
+        await recorder.append(name, 0, [ThreadCreate(id=name)])
+    gate = threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        gate.wait(5)
+
+    def said(word: str) -> list[MessageDelta]:
+        return [MessageDelta.of(Message(role="user", content=f"{word} zebra"))]
+
+    blocker = asyncio.create_task(recorder._submit(hold, write=True))
+    await asyncio.sleep(0.05)  # the writer thread is now inside ``hold``
+    queued = [
+        asyncio.create_task(recorder.append("T-1", 1, said("first"))),
+        asyncio.create_task(recorder.append("T-2", 1, said("second"))),
+        asyncio.create_task(recorder.append("T-1", 1, said("stale"))),  # T-1 is at 2 by then
+        asyncio.create_task(recorder.append("T-3", 1, said("third"))),
+    ]
+    await asyncio.sleep(0.05)
+    gate.set()
+    await blocker
+    outcomes = await asyncio.gather(*queued, return_exceptions=True)
+    assert [type(o).__name__ for o in outcomes] == [
+        "ThreadHead",
+        "ThreadHead",
+        "VersionConflict",
+        "ThreadHead",
+    ]
+    for name, word in (("T-1", "first"), ("T-2", "second"), ("T-3", "third")):
+        page = await recorder.page(name, limit=10)
+        assert page is not None
+        assert (page[0].v, [m.content for m in page[1]]) == (2, [f"{word} zebra"])
+    hits = await recorder.search("zebra", limit=10)
+    assert sorted(h.snippet for h in hits) == ["first zebra", "second zebra", "third zebra"]
+    assert await recorder.search("stale", limit=10) == []
+
+    def index_check(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO search_index (search_index) VALUES ('integrity-check')")
+
+    await recorder._submit(index_check, write=True)
+    await recorder.close()

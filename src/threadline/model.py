@@ -11,7 +11,8 @@ an equal object (the round trip is lossless).
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -32,8 +33,43 @@ def _false(value: object) -> bool:
     return value is False
 
 
+_set = object.__setattr__
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def _trusted(cls, values: dict[str, Any]) -> Self:
+        """An instance from ``values``, which this process built and knows valid: every
+        field, each of its declared type. No validation, no defaults (docs/performance.md:
+        validating what the process built itself cost about a third of an append).
+        """
+        made = cls.__new__(cls)
+        _set(made, "__dict__", values)
+        _set(made, "__pydantic_fields_set__", set(values))
+        _set(made, "__pydantic_extra__", None)
+        _set(made, "__pydantic_private__", None)
+        return made
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's ``model_copy``, without its generic copying machinery for the
+        shallow case: a frozen model with ``extra="forbid"`` and no private
+        attributes is its ``__dict__``, so a copy is a new dict (same semantics:
+        ``update`` is not validated, and marks its fields as set)."""
+        if deep or self.__pydantic_private__ is not None:
+            return super().model_copy(update=update, deep=deep)
+        cls = type(self)
+        copied = cls.__new__(cls)
+        if update:
+            _set(copied, "__dict__", {**self.__dict__, **update})
+            _set(copied, "__pydantic_fields_set__", self.__pydantic_fields_set__ | update.keys())
+        else:
+            _set(copied, "__dict__", dict(self.__dict__))
+            _set(copied, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        _set(copied, "__pydantic_extra__", None)
+        _set(copied, "__pydantic_private__", None)
+        return copied
 
 
 class ToolCall(_Frozen):
@@ -94,14 +130,17 @@ class UsageTotals(_Frozen):
 
     def add(self, usage: Usage) -> UsageTotals:
         priced = usage.cost_usd is not None
-        return UsageTotals(
-            input_tokens=self.input_tokens + usage.input_tokens,
-            output_tokens=self.output_tokens + usage.output_tokens,
-            cache_read_tokens=self.cache_read_tokens + usage.cache_read_tokens,
-            cache_write_tokens=self.cache_write_tokens + usage.cache_write_tokens,
-            cost_usd=self.cost_usd + (usage.cost_usd or 0.0),
-            priced_messages=self.priced_messages + int(priced),
-            unpriced_messages=self.unpriced_messages + int(not priced),
+        # Sums of validated non-negative numbers: nothing to validate again.
+        return UsageTotals._trusted(
+            {
+                "input_tokens": self.input_tokens + usage.input_tokens,
+                "output_tokens": self.output_tokens + usage.output_tokens,
+                "cache_read_tokens": self.cache_read_tokens + usage.cache_read_tokens,
+                "cache_write_tokens": self.cache_write_tokens + usage.cache_write_tokens,
+                "cost_usd": self.cost_usd + (usage.cost_usd or 0.0),
+                "priced_messages": self.priced_messages + int(priced),
+                "unpriced_messages": self.unpriced_messages + int(not priced),
+            }
         )
 
 

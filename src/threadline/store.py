@@ -50,7 +50,7 @@ from threadline.recorders.memory import MemoryRecorder
 from threadline.recorders.sqlite import SqliteRecorder, Synchronous
 from threadline.rollback import RollbackReport
 from threadline.search import SearchHit
-from threadline.writer import Modifier, ThreadWriter, call_modifier
+from threadline.writer import Modifier, ThreadWriter, call_modifier, message_delta
 
 _T = TypeVar("_T")
 
@@ -351,7 +351,7 @@ class ThreadStore:
         with it, a moved head raises :class:`VersionConflict`.
         """
         self._check_open()
-        delta = MessageDelta.of(message)
+        delta = message_delta(message)
         if expected_version is not None:
             return await self.append_deltas(thread_id, expected_version, [delta])
         while True:  # each lost race means another writer made progress

@@ -90,10 +90,14 @@ from threadline.search import SearchHit, parse_query
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _R = TypeVar("_R")
 _WRITTEN_HEADS = 1024  # heads remembered by the writer (see _written_head)
-# Delta rows run from a few hundred bytes to a few KB: in 4 KB pages the space a
-# row leaves when the next one does not fit is ~22% of the log's pages; in 8 KB
-# pages ~12% (bench/foundation.py, benchmark 4), for ~10% slower single commits.
-_PAGE_SIZE = 8192
+# A commit writes every page it touched to the WAL whole: an append touches ~15
+# (log, projection, usage, head, change feed, search index), so 8 KB pages wrote
+# and synced 123 KB per single append, 4 KB pages half that, for ~13% faster
+# single appends. Since delta bodies are compressed, the space rows leave unused
+# at the end of a page hardly shows: bytes on disk per message were 0.98 of its
+# JSON with 8 KB pages and 0.99 with 4 KB (bench/foundation.py, benchmarks 1
+# and 4; docs/performance.md). A database keeps the page size it was made with.
+_PAGE_SIZE = 4096
 
 
 def _publish(conn: sqlite3.Connection, thread_id: str, v: int, *, deleted: bool, at: int) -> None:
@@ -230,9 +234,14 @@ def _settle(outcomes: list[_Outcome]) -> None:
 
 def _hand_over(outcomes: list[_Outcome]) -> None:
     """From the writer thread: settle the futures in their loops, one call per loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-    for outcome in outcomes:
-        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    loop = outcomes[0][0].loop
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]]
+    if all(outcome[0].loop is loop for outcome in outcomes):  # the usual case
+        by_loop = {loop: outcomes}
+    else:
+        by_loop = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
     for loop, some in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
             loop.call_soon_threadsafe(_settle, some)
@@ -327,33 +336,59 @@ class SqliteRecorder(LocalRecorder):
         batch = [job for job in batch if not job.future.cancelled()]
         if not batch:
             return
-        results: list[_Outcome] = []
-        single = len(batch) == 1
         try:
             with _translated(self._path):
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for job in batch:
-                        if not single:
-                            conn.execute("SAVEPOINT append")
-                        try:
-                            results.append((job, job.fn(conn), None))
-                        except ThreadlineError as exc:
-                            if single:
-                                raise
-                            conn.execute("ROLLBACK TO append")
-                            results.append((job, None, exc))
-                        if not single:
-                            conn.execute("RELEASE append")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                results = self._run_batch(conn, batch, isolated=False)
+                if results is None:  # a job failed: again, each in a savepoint
+                    results = self._run_batch(conn, batch, isolated=True)
+                assert results is not None
         except BaseException as exc:
             _hand_over([(job, None, exc) for job in batch])
             return
         _hand_over(results)
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[_Job], *, isolated: bool
+    ) -> list[_Outcome] | None:
+        """Run the jobs in one transaction and commit it, or return None.
+
+        Not ``isolated``, the jobs run one after the other with nothing between
+        them: a job that raises a :class:`ThreadlineError` rolls the whole
+        transaction back and the result is None (the caller runs the batch
+        again, ``isolated``). Isolated, each job runs in a savepoint of its own,
+        so that one conflict does not fail its neighbours. The first way is the
+        common one and costs much less: releasing a savepoint makes the
+        full-text index flush a segment of its own, so N appends under
+        savepoints cost N index flushes, and one transaction without them one
+        (docs/performance.md).
+        """
+        results: list[_Outcome] = []
+        single = len(batch) == 1
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for job in batch:
+                if not isolated or single:
+                    try:
+                        results.append((job, job.fn(conn), None))
+                    except ThreadlineError:
+                        if single:
+                            raise
+                        conn.execute("ROLLBACK")
+                        return None
+                    continue
+                conn.execute("SAVEPOINT append")
+                try:
+                    results.append((job, job.fn(conn), None))
+                except ThreadlineError as exc:
+                    conn.execute("ROLLBACK TO append")
+                    results.append((job, None, exc))
+                conn.execute("RELEASE append")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
 
     def _reader_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
