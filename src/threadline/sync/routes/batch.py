@@ -28,6 +28,9 @@ def batch_result(thread_id: str, outcome: Outcome) -> wire.BatchResult:
         return wire.BatchResult(thread_id=thread_id, status=200, accepted=outcome)
     if isinstance(outcome, wire.PushConflict):
         return wire.BatchResult(thread_id=thread_id, status=409, conflict=outcome)
+    if isinstance(outcome, VersionConflict):  # as a push answers it: with the version
+        conflict = wire.PushConflict(message=str(outcome), version=outcome.actual, missing=[])
+        return wire.BatchResult(thread_id=thread_id, status=409, conflict=conflict)
     status, code, _ = answer_of(outcome)
     return wire.BatchResult(
         thread_id=thread_id, status=status, error=wire.ErrorBody(code=code, message=str(outcome))
