@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 
 from threadline.sync import protocol as wire
-from threadline.sync.routes.context import Caller, ServerContext
+from threadline.sync.routes.context import Caller, ServerContext, ServerRoute
 from threadline.sync.server_archive import ServerArchive
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -26,7 +26,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def archive_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
     """``POST /v1/archive`` and ``POST /v1/threads/{id}/restore``."""
-    router = APIRouter(tags=["lifecycle"], responses=_ERRORS)
+    router = APIRouter(tags=["lifecycle"], responses=_ERRORS, route_class=ServerRoute)
     Auth = Annotated[Caller, Depends(ctx.caller)]
     ThreadIdPath = Annotated[str, PathParam(pattern=wire.THREAD_ID_PATTERN, examples=["T-example"])]
 

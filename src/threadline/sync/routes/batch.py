@@ -15,7 +15,7 @@ from threadline.sync import protocol as wire
 from threadline.sync.errors import answer_of
 from threadline.sync.push import Revive, append_all, explain_refusal, push_each
 from threadline.sync.push import accepted as accepted_push
-from threadline.sync.routes.context import ERRORS, Caller, ServerContext
+from threadline.sync.routes.context import ERRORS, Caller, ServerContext, ServerRoute
 from threadline.sync.routes.deltas import json_answer
 from threadline.sync.server_archive import ServerArchive
 
@@ -95,7 +95,7 @@ async def push_atomic(
 
 def batch_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
     """``POST /v1/sync/batch``."""
-    router = APIRouter(tags=["sync"], responses=ERRORS)
+    router = APIRouter(tags=["sync"], responses=ERRORS, route_class=ServerRoute)
     Auth = Annotated[Caller, Depends(ctx.caller)]
     max_missing = ctx.limits.max_page_size
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from threadline.errors import ThreadNotFound
 from threadline.sync import protocol as wire
 from threadline.sync.push import push
-from threadline.sync.routes.context import ERRORS, Caller, ServerContext
+from threadline.sync.routes.context import ERRORS, Caller, ServerContext, ServerRoute
 from threadline.sync.server_archive import ServerArchive
 
 
@@ -25,7 +25,7 @@ def json_answer(model: BaseModel, status: int = 200) -> Response:
 
 def deltas_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
     """``GET`` and ``POST /v1/threads/{id}/deltas``."""
-    router = APIRouter(tags=["sync"], responses=ERRORS)
+    router = APIRouter(tags=["sync"], responses=ERRORS, route_class=ServerRoute)
     Auth = Annotated[Caller, Depends(ctx.caller)]
     ThreadIdPath = Annotated[str, PathParam(pattern=wire.THREAD_ID_PATTERN, examples=["T-example"])]
     max_page = ctx.limits.max_page_size

@@ -14,7 +14,13 @@ from fastapi.responses import StreamingResponse
 from threadline.recorders.base import Change
 from threadline.recorders.workspaces import Workspaces
 from threadline.sync import protocol as wire
-from threadline.sync.routes.context import ERRORS, Caller, ServerContext, StreamSettings
+from threadline.sync.routes.context import (
+    ERRORS,
+    Caller,
+    ServerContext,
+    ServerRoute,
+    StreamSettings,
+)
 
 # One Server-Sent Event of /v1/changes/stream: a `change` (its id the cursor,
 # its data a WireChange as JSON), or the `retry` hint the stream starts with.
@@ -85,7 +91,7 @@ async def follow(
 
 def feed_router(ctx: ServerContext) -> APIRouter:
     """``GET /v1/changes`` and ``GET /v1/changes/stream``."""
-    router = APIRouter(tags=["sync"], responses=ERRORS)
+    router = APIRouter(tags=["sync"], responses=ERRORS, route_class=ServerRoute)
     Auth = Annotated[Caller, Depends(ctx.caller)]
 
     @router.get("/v1/changes")

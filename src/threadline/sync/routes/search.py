@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from threadline.sync import protocol as wire
-from threadline.sync.routes.context import ERRORS, Caller, ServerContext
+from threadline.sync.routes.context import ERRORS, Caller, ServerContext, ServerRoute
 
 
 def search_router(ctx: ServerContext) -> APIRouter:
     """``GET /v1/usage`` and ``GET /v1/search``."""
-    router = APIRouter(tags=["threads"], responses=ERRORS)
+    router = APIRouter(tags=["threads"], responses=ERRORS, route_class=ServerRoute)
     Auth = Annotated[Caller, Depends(ctx.caller)]
 
     @router.get("/v1/usage")

@@ -16,7 +16,7 @@ from threadline.model import ThreadHead
 from threadline.recorders.base import LinkGraph, ThreadRecorder
 from threadline.sync import protocol as wire
 from threadline.sync.push import accepted as accepted_push
-from threadline.sync.routes.context import ERRORS, Caller, Problem, ServerContext
+from threadline.sync.routes.context import ERRORS, Caller, Problem, ServerContext, ServerRoute
 from threadline.sync.server_archive import ServerArchive
 
 
@@ -136,7 +136,7 @@ def _wire_graph(thread_id: str, graph: LinkGraph) -> wire.WireGraph:
 def threads_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
     """``/v1/threads`` (create, list), ``/v1/threads/{id}`` (read, delete), its
     ``/messages``, ``/related``, ``/subtree`` and ``/ancestry``."""
-    router = APIRouter(tags=["threads"], responses=ERRORS)
+    router = APIRouter(tags=["threads"], responses=ERRORS, route_class=ServerRoute)
     Auth = Annotated[Caller, Depends(ctx.caller)]
     ThreadIdPath = Annotated[str, PathParam(pattern=wire.THREAD_ID_PATTERN, examples=["T-example"])]
     Limit = Annotated[int, Query(ge=0, le=ctx.limits.max_page_size)]
