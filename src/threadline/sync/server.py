@@ -110,9 +110,10 @@ def create_app(
         return wire.Health()
 
     archive = ServerArchive(ctx.storage, url=archive_url, default_dir=default_dir)
-    app.include_router(threads_router(ctx, archive))
+    # The routes are tried in order, and no two paths overlap: pushes first.
     app.include_router(deltas_router(ctx, archive))
     app.include_router(batch_router(ctx, archive))
+    app.include_router(threads_router(ctx, archive))
     app.include_router(search_router(ctx))
     app.include_router(feed_router(ctx))
     app.include_router(viewer_router(ctx))

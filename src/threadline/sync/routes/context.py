@@ -118,11 +118,20 @@ class ServerRoute(APIRoute):
     """The routes of the server's routers: FastAPI's, with request bodies parsed
     by orjson (:class:`_JsonRequest`)."""
 
+    async def shortcut(self, request: Request) -> Response | None:
+        """The answer to a request in the route's common case, made without
+        FastAPI's parameter machinery; ``None`` to let FastAPI answer it as usual
+        (a route that has a shortcut answers the same either way)."""
+        return None
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        shortcut = self.shortcut
 
         async def handle(request: Request) -> Response:
-            return await handler(_JsonRequest(request.scope, request.receive))
+            request = _JsonRequest(request.scope, request.receive)
+            answer = await shortcut(request)
+            return answer if answer is not None else await handler(request)
 
         return handle
 
@@ -177,10 +186,17 @@ class ServerContext:
         """The caller of a request with these credentials; 401 without a valid token."""
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Problem(401, "unauthorized", "Send Authorization: Bearer <token>")
-        storage = self.storage()
-        principal = await self.tokens.authenticate(storage, credentials.credentials)
-        if principal is None:
+        found = await self.caller_of(credentials.credentials)
+        if found is None:
             raise Problem(401, "unauthorized", "The bearer token is not valid")
+        return found
+
+    async def caller_of(self, token: str) -> Caller | None:
+        """The caller whose bearer token is ``token``, or ``None`` if it is not valid."""
+        storage = self.storage()
+        principal = await self.tokens.authenticate(storage, token)
+        if principal is None:
+            return None
         return Caller(principal, await storage.recorder(principal.workspace))
 
     def changed(self, who: Caller) -> None:

@@ -3,18 +3,21 @@ deltas on a base version (:mod:`threadline.sync.push`)."""
 
 # No ``from __future__ import annotations`` here: FastAPI reads the routes'
 # annotations, which name aliases local to deltas_router.
+import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from threadline.errors import ThreadNotFound
 from threadline.sync import protocol as wire
 from threadline.sync.push import push
 from threadline.sync.routes.context import ERRORS, Caller, ServerContext, ServerRoute
 from threadline.sync.server_archive import ServerArchive
+
+_THREAD_ID = re.compile(wire.THREAD_ID_PATTERN)
 
 
 def json_answer(model: BaseModel, status: int = 200) -> Response:
@@ -54,14 +57,7 @@ def deltas_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
 
         return await archive.reviving(who, thread_id, read)
 
-    @router.post(
-        "/v1/threads/{thread_id}/deltas",
-        response_model=wire.PushAccepted,
-        responses={409: {"model": wire.PushConflict, "description": "Stale base version"}},
-    )
-    async def push_deltas(thread_id: ThreadIdPath, body: wire.PushRequest, who: Auth) -> Response:
-        """Append ``deltas`` on ``base_version``; 409 with the missing deltas if the
-        thread has moved on; a repeated push is answered as accepted, once."""
+    async def push_as(who: Caller, thread_id: str, body: wire.PushRequest) -> Response:
         ctx.check_push(thread_id, body.base_version, body.deltas)
         result = await push(
             who.recorder,
@@ -77,4 +73,38 @@ def deltas_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
             ctx.changed(who)
         return json_answer(result)
 
+    class PushRoute(ServerRoute):
+        async def shortcut(self, request: Request) -> Response | None:
+            # The common case (a valid token, a JSON body that validates) parsed
+            # in one step; anything else FastAPI answers, as it always did.
+            thread_id = request.path_params.get("thread_id")
+            if not isinstance(thread_id, str) or _THREAD_ID.fullmatch(thread_id) is None:
+                return None
+            if request.headers.get("content-type") != "application/json":
+                return None
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                return None
+            who = await ctx.caller_of(token)
+            if who is None:
+                return None
+            try:
+                body = wire.PushRequest.model_validate(await request.json())
+            except (ValueError, ValidationError):
+                return None
+            return await push_as(who, thread_id, body)
+
+    async def push_deltas(thread_id: ThreadIdPath, body: wire.PushRequest, who: Auth) -> Response:
+        """Append ``deltas`` on ``base_version``; 409 with the missing deltas if the
+        thread has moved on; a repeated push is answered as accepted, once."""
+        return await push_as(who, thread_id, body)
+
+    router.add_api_route(
+        "/v1/threads/{thread_id}/deltas",
+        push_deltas,
+        methods=["POST"],
+        response_model=wire.PushAccepted,
+        responses={409: {"model": wire.PushConflict, "description": "Stale base version"}},
+        route_class_override=PushRoute,
+    )
     return router
