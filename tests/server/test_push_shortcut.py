@@ -86,3 +86,31 @@ async def test_accepted_pushes_answer_alike_both_ways(api: Api) -> None:
     assert (again.status_code, again.json()["replayed"], again.json()["version"]) == (200, True, 3)
     page = await api.a.get("/v1/threads/T-1")
     assert [m["id"] for m in page.json()["messages"]] == ["M-1", "M-2"]
+
+
+async def test_batches_get_the_same_answer_both_ways(api: Api) -> None:
+    assert (await api.a.post("/v1/threads", json=create_body("T-1", messages=2))).status_code == 201
+
+    def batch(*pushes: tuple[str, int, int], atomic: bool = False) -> bytes:
+        return orjson.dumps(
+            {
+                "pushes": [
+                    {"thread_id": t, **push_body(base, msg_delta(n))} for t, base, n in pushes
+                ],
+                "atomic": atomic,
+            }
+        )
+
+    url = "/v1/sync/batch"
+    stale = same(*await both_ways(api.a, url, batch(("T-1", 1, 5), ("T-9", 3, 6))))
+    assert [r["status"] for r in stale[1]["results"]] == [409, 404]
+    atomic = same(*await both_ways(api.a, url, batch(("T-1", 1, 5), atomic=True)))
+    assert [r["status"] for r in atomic[1]["results"]] == [409]
+    too_many = batch(*(("T-1", 3, n) for n in range(51)))
+    assert same(*await both_ways(api.a, url, too_many))[0] == 422
+    assert same(*await both_ways(api.a, url, b"[]"))[0] == 422
+    assert same(*await both_ways(api.anonymous, url, batch(("T-1", 3, 7))))[0] == 401
+    fast = await api.a.post(url, content=batch(("T-1", 3, 7)), headers=SHORTCUT)
+    slow = await api.a.post(url, content=batch(("T-1", 4, 8)), headers=FASTAPI)
+    assert [r["accepted"]["version"] for r in fast.json()["results"]] == [4]
+    assert [r["accepted"]["version"] for r in slow.json()["results"]] == [5]

@@ -5,7 +5,7 @@
 # annotations, which name aliases local to batch_router.
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from threadline.deltas import Delta
@@ -99,10 +99,7 @@ def batch_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
     Auth = Annotated[Caller, Depends(ctx.caller)]
     max_missing = ctx.limits.max_page_size
 
-    @router.post("/v1/sync/batch", response_model=wire.BatchResponse)
-    async def push_batch(body: wire.BatchRequest, who: Auth) -> Response:
-        """Up to 50 pushes in one request and one commit, each with its own result
-        (or, with ``atomic``, all accepted or none)."""
+    async def batch_as(who: Caller, body: wire.BatchRequest) -> Response:
         for item in body.pushes:
             ctx.check_push(item.thread_id, item.base_version, item.deltas)
         appends = [(p.thread_id, p.base_version, p.deltas) for p in body.pushes]
@@ -115,4 +112,21 @@ def batch_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
             ctx.changed(who)
         return json_answer(wire.BatchResponse(results=results))
 
+    class BatchRoute(ServerRoute):
+        async def shortcut(self, request: Request) -> Response | None:
+            found = await ctx.common_case(request, wire.BatchRequest)
+            return None if found is None else await batch_as(*found)
+
+    async def push_batch(body: wire.BatchRequest, who: Auth) -> Response:
+        """Up to 50 pushes in one request and one commit, each with its own result
+        (or, with ``atomic``, all accepted or none)."""
+        return await batch_as(who, body)
+
+    router.add_api_route(
+        "/v1/sync/batch",
+        push_batch,
+        methods=["POST"],
+        response_model=wire.BatchResponse,
+        route_class_override=BatchRoute,
+    )
     return router

@@ -11,13 +11,14 @@ One :class:`ServerContext` per app; each router module builds its
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Request, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 
 from threadline.auth import Principal, TokenCache
 from threadline.deltas import Delta, MessageDelta, ThreadCreate, delta_to_json
@@ -79,6 +80,8 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
         headers = {"Retry-After": "1"}
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
+
+_Body = TypeVar("_Body", bound=BaseModel)
 
 _MAX_NUMBER = 2**53
 _DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
@@ -198,6 +201,27 @@ class ServerContext:
         if principal is None:
             return None
         return Caller(principal, await storage.recorder(principal.workspace))
+
+    async def common_case(
+        self, request: Request, model: type[_Body]
+    ) -> tuple[Caller, _Body] | None:
+        """The caller and the JSON body of a request in a route shortcut's common
+        case (a valid bearer token, ``Content-Type: application/json``, a body
+        that validates as ``model``), validated once; ``None`` for any other
+        request, which FastAPI then answers as usual (:meth:`ServerRoute.shortcut`)."""
+        if request.headers.get("content-type") != "application/json":
+            return None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        who = await self.caller_of(token)
+        if who is None:
+            return None
+        try:
+            body = model.model_validate(await request.json())
+        except (ValueError, ValidationError):
+            return None
+        return who, body
 
     def changed(self, who: Caller) -> None:
         """Wake the live streams of the caller's workspace."""

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from threadline.errors import ThreadNotFound
 from threadline.sync import protocol as wire
@@ -80,18 +80,10 @@ def deltas_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
             thread_id = request.path_params.get("thread_id")
             if not isinstance(thread_id, str) or _THREAD_ID.fullmatch(thread_id) is None:
                 return None
-            if request.headers.get("content-type") != "application/json":
+            found = await ctx.common_case(request, wire.PushRequest)
+            if found is None:
                 return None
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not token:
-                return None
-            who = await ctx.caller_of(token)
-            if who is None:
-                return None
-            try:
-                body = wire.PushRequest.model_validate(await request.json())
-            except (ValueError, ValidationError):
-                return None
+            who, body = found
             return await push_as(who, thread_id, body)
 
     async def push_deltas(thread_id: ThreadIdPath, body: wire.PushRequest, who: Auth) -> Response:
