@@ -16,6 +16,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from threadline.ids import now_ms
@@ -142,16 +143,22 @@ class TokenCache:
     short life bounds what the cache holds. At ``size`` entries it starts over.
     """
 
-    def __init__(self, seconds: float = 30.0, size: int = 10_000) -> None:
+    def __init__(
+        self,
+        seconds: float = 30.0,
+        size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._seconds = seconds
         self._size = size
+        self._clock = clock
         self._entries: dict[bytes, tuple[float, Principal]] = {}
 
     async def authenticate(self, store: TokenStore, token: str) -> Principal | None:
         """The principal of ``token`` (from the cache if checked recently), or ``None``."""
         key = hashlib.sha256(token.encode()).digest()
         entry = self._entries.get(key)
-        now = time.monotonic()
+        now = self._clock()
         if entry is not None and entry[0] >= now:
             return entry[1]
         principal = await authenticate(store, token)
