@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from threadline.ids import now_ms
@@ -129,3 +131,39 @@ async def authenticate(store: TokenStore, token: str) -> Principal | None:
         return None
     assert record is not None
     return Principal(user=record.user, workspace=record.workspace, token_id=record.token_id)
+
+
+class TokenCache:
+    """:func:`authenticate` with the answers kept for ``seconds``: a server checks
+    each token against its database once per ``seconds``, not once per request.
+
+    Entries are keyed by the token's SHA-256 (the raw token is not kept), and
+    only valid tokens are kept: a wrong token is checked again each time. Tokens
+    are never revoked or changed once made, so an entry cannot go stale; the
+    short life bounds what the cache holds. At ``size`` entries it starts over.
+    """
+
+    def __init__(
+        self,
+        seconds: float = 30.0,
+        size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._seconds = seconds
+        self._size = size
+        self._clock = clock
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+
+    async def authenticate(self, store: TokenStore, token: str) -> Principal | None:
+        """The principal of ``token`` (from the cache if checked recently), or ``None``."""
+        key = hashlib.sha256(token.encode()).digest()
+        entry = self._entries.get(key)
+        now = self._clock()
+        if entry is not None and entry[0] >= now:
+            return entry[1]
+        principal = await authenticate(store, token)
+        if principal is not None:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[key] = (now + self._seconds, principal)
+        return principal

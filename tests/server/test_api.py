@@ -258,3 +258,15 @@ async def test_openapi_documents_every_route(api: Api) -> None:
     }
     push = schema["paths"]["/v1/threads/{thread_id}/deltas"]["post"]["responses"]
     assert {"200", "401", "404", "409", "413", "422"} <= set(push)
+
+
+async def test_an_unknown_method_answers_405_with_every_method_of_the_path(api: Api) -> None:
+    for url, allowed in (
+        ("/v1/threads/T-1", "DELETE, GET"),
+        ("/v1/threads", "GET, POST"),
+        ("/v1/threads/T-1/deltas", "GET, POST"),
+    ):
+        response = await api.a.put(url, json={})
+        assert response.status_code == 405
+        assert response.json()["code"] == "method_not_allowed"
+        assert response.headers["allow"] == allowed

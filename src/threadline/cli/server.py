@@ -27,6 +27,13 @@ _DB_HELP = (
 )
 
 
+_WORKERS_HELP = (
+    "Server processes sharing the port (PostgreSQL only: they share the database, "
+    "which decides versions, leases and the change feed). With the embedded SQLite "
+    "store, only 1: one process owns its writer, so more is refused (exit code 2)."
+)
+
+
 @click.command("serve")
 @click.option("--db", "db_url", metavar="URL", envvar="THREADLINE_DB", help=_DB_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -39,19 +46,51 @@ _DB_HELP = (
     "s3://, gs://, az:// URL. Default: the archive/ folder beside the SQLite files, or "
     "$THREADLINE_HOME/server/archive. Also $THREADLINE_ARCHIVE_URL.",
 )
-def serve(db_url: str | None, host: str, port: int, archive_url: str | None) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 512),
+    help=_WORKERS_HELP,
+)
+def serve(db_url: str | None, host: str, port: int, archive_url: str | None, workers: int) -> None:
     """Run the sync server (HTTP API, OpenAPI at /openapi.json) until interrupted.
 
     Every route but /healthz needs a token: make one with `threadline token create`.
     """
     import uvicorn
 
-    from threadline.sync.server import create_app
+    from threadline.recorders.workspaces import is_postgres_url
+    from threadline.sync import server
 
-    app = create_app(db_url=db_url, default_dir=server_home(), archive_url=archive_url)
+    postgres = db_url is not None and is_postgres_url(db_url)
+    if workers > 1 and not postgres:
+        raise click.UsageError(
+            f"--workers {workers} needs PostgreSQL (--db postgresql://...): the embedded "
+            "SQLite store is written by one process. Run one worker, or use PostgreSQL."
+        )
     where = db_url if db_url else str(server_home())
-    click.echo(f"threadline sync server on http://{host}:{port} (storage: {where})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    plural = f", {workers} workers" if workers > 1 else ""
+    click.echo(
+        f"threadline sync server on http://{host}:{port} (storage: {where}{plural})", err=True
+    )
+    if workers == 1:
+        app = server.create_app(db_url=db_url, default_dir=server_home(), archive_url=archive_url)
+        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+        return
+    # Each worker process builds its own app (and database pool) from the environment.
+    os.environ[server.ENV_DB] = db_url or ""
+    os.environ[server.ENV_SERVER_HOME] = str(server_home())
+    os.environ[server.ENV_ARCHIVE_URL] = archive_url or ""
+    uvicorn.run(
+        f"{server.__name__}:{server.app_from_environment.__name__}",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+    )
 
 
 @click.group("token")

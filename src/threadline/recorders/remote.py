@@ -65,6 +65,7 @@ from threadline.recorders.base import (
     WriterLease,
 )
 from threadline.search import SearchHit
+from threadline.sync import errors as wire_errors
 from threadline.sync import protocol as wire
 from threadline.sync.compression import encode_body
 
@@ -136,12 +137,8 @@ class RemoteRecorder(ThreadRecorder):
         status = response.status_code
         if status in ok or status in (404, 409):
             return response
-        detail = _message(response)
-        if status >= 500 or status == 429:
-            raise RemoteUnavailable(self.location, f"{status}: {detail}")
-        if status == 422:
-            raise InvalidDelta(detail)
-        raise RemoteRefused(self.location, status, detail)
+        code, detail = _answer(response)
+        raise wire_errors.error_of(wire_errors.Answered(status, code, detail, self.location))
 
     async def _get(self, url: str, model: type[_M], **params: Any) -> _M | None:
         response = await self._send("GET", url, params=params)
@@ -530,22 +527,27 @@ class RemoteRecorder(ThreadRecorder):
 
 
 def _message(response: httpx.Response) -> str:
+    return _answer(response)[1]
+
+
+def _answer(response: httpx.Response) -> tuple[str, str]:
+    """The ``code`` and ``message`` of an error answer (``""`` and its text if
+    it is not an :class:`~threadline.sync.protocol.ErrorBody`)."""
     try:
-        return wire.ErrorBody.model_validate_json(response.content).message
+        body = wire.ErrorBody.model_validate_json(response.content)
     except ValueError:
-        return response.text[:200] or response.reason_phrase
+        return "", response.text[:200] or response.reason_phrase
+    return body.code, body.message
 
 
 def _error_of(thread_id: str, base: int, result: wire.BatchResult) -> ThreadlineError:
-    """A batch result that is not accepted, as the error its push alone would raise."""
-    if result.status == 404:
-        return ThreadNotFound(thread_id)
-    if result.status == 409:
-        if base == 0:
-            return ThreadExists(thread_id)
-        actual = result.conflict.version if result.conflict is not None else base
-        return VersionConflict(thread_id, base, actual)
-    message = result.error.message if result.error is not None else f"status {result.status}"
-    if result.status == 422:
-        return InvalidDelta(message)
-    return RemoteUnavailable(thread_id, message)
+    """A batch result that is not accepted, as the error its push alone would
+    raise (the table of :mod:`threadline.sync.errors`)."""
+    body = result.error or result.conflict
+    code = body.code if body is not None else ""
+    message = body.message if body is not None else f"status {result.status}"
+    version = result.conflict.version if result.conflict is not None else None
+    answer = wire_errors.Answered(
+        result.status, code, message, thread_id, thread_id=thread_id, base=base, version=version
+    )
+    return wire_errors.error_of(answer)

@@ -240,7 +240,7 @@ class SearchResults(_Wire):
     hits: list[WireHit]
 
 
-# -- cold storage (threadline.sync.archive_routes) ----------------------------------
+# -- cold storage (threadline.sync.routes.archive) ----------------------------------
 
 
 class ArchiveInactive(_Wire):

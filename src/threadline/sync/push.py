@@ -9,7 +9,7 @@ exactly the pushed ones) is answered as accepted, with ``replayed`` set, and
 writes nothing: client-made ids and timestamps make deltas comparable.
 
 A push to an archived thread is not refused: given ``revive`` (the server's
-restore, :mod:`threadline.sync.archive_routes`), a push that finds no active
+restore, :mod:`threadline.sync.server_archive`), a push that finds no active
 thread restores it from cold storage and is then applied as usual. Only a
 push that finds no thread pays for that check, so the common path is unchanged.
 """

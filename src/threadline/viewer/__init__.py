@@ -7,8 +7,9 @@ HTML); one small script (``static/viewer.js``, no build step, nothing from a
 CDN) loads older messages on scroll and follows the server's change stream
 (``/v1/changes/stream``) to append new messages live.
 
-:func:`mount_viewer` adds the routes, the static files and the cookie
-translation (:class:`~threadline.viewer.session.CookieBearer`) to an app.
+:func:`viewer_routes` is the router of the pages and the static files;
+:func:`mount_viewer` adds it and the cookie translation
+(:class:`~threadline.viewer.session.CookieBearer`) to an app.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,7 +27,7 @@ from threadline.viewer.session import SECURITY_HEADERS, CookieBearer
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-__all__ = ["mount_viewer"]
+__all__ = ["mount_viewer", "viewer_routes"]
 
 
 class _StaticHeaders:
@@ -54,5 +55,12 @@ def mount_viewer(app: FastAPI, storage: Callable[[], Workspaces]) -> None:
     ``/threads/...``, assets at ``/static/``. ``storage`` returns the server's
     open :class:`Workspaces` (tokens and recorders), as the JSON routes use it."""
     app.add_middleware(CookieBearer)
-    app.mount("/static", _StaticHeaders(StaticFiles(directory=STATIC_DIR)), name="viewer-static")
-    app.include_router(viewer_router(storage))
+    app.include_router(viewer_routes(storage))
+
+
+def viewer_routes(storage: Callable[[], Workspaces]) -> APIRouter:
+    """The viewer's pages and, at ``/static/``, its assets. The pages read the
+    sign-in cookie as a bearer token: serve them behind :class:`CookieBearer`."""
+    router = viewer_router(storage)
+    router.mount("/static", _StaticHeaders(StaticFiles(directory=STATIC_DIR)), name="viewer-static")
+    return router

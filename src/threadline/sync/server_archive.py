@@ -1,5 +1,6 @@
-"""The sync server's cold storage: archive and restore over HTTP, and the
-transparent restore of an archived thread that a push or a read needs.
+"""The sync server's cold storage: archive and restore for the routes of
+:mod:`threadline.sync.routes.archive`, and the transparent restore of an
+archived thread that a push or a read needs.
 
 The server archives each workspace to its own prefix of one object store
 (:class:`ServerArchive`): ``<archive url>/<workspace>/threads/<id>/<op>.json.zst``,
@@ -10,7 +11,7 @@ a folder, or an ``s3://``, ``gs://``, ``az://`` ... URL; by default the
 ``archive/`` folder beside an embedded SQLite store's files, else under the
 server's home.
 
-Routes (mounted by :func:`threadline.sync.server.create_app`):
+Routes (:mod:`threadline.sync.routes.archive`):
 
 - ``POST /v1/archive`` with ``{"older_than_days": N}`` or ``{"thread_ids": [...]}``
   (and ``"dry_run"``) archives the caller's workspace's threads, each with its
@@ -30,23 +31,15 @@ process finishes or undoes the archives and restores a crash left recorded
 and is left alone).
 """
 
-# No ``from __future__ import annotations`` here: FastAPI reads the routes'
-# annotations.
-import logging
+from __future__ import annotations
+
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
+from typing import TypeVar
 
 from threadline.archive import ColdStorage, Lifecycle
 from threadline.errors import (
-    ArchiveError,
-    ArchiveObjectCorrupt,
-    ArchiveObjectMissing,
     ArchiveUnavailable,
     ThreadNotFound,
     VersionConflict,
@@ -56,22 +49,9 @@ from threadline.recorders.sqlite_workspaces import SqliteWorkspaces
 from threadline.recorders.workspaces import Workspaces
 from threadline.sync import protocol as wire
 from threadline.sync.push import Revive
-from threadline.sync.server import Caller, Problem
-
-log = logging.getLogger(__name__)
+from threadline.sync.routes.context import Caller, Problem
 
 _T = TypeVar("_T")
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": wire.ErrorBody, "description": text}
-    for status, text in (
-        (401, "Missing or invalid bearer token"),
-        (404, "No such thread in the token's workspace"),
-        (409, "A thread was written to, archived or restored meanwhile; retry"),
-        (422, "Invalid request"),
-        (503, "Storage or cold storage unavailable; retry"),
-    )
-}
 
 
 def workspace_archive_url(root: str, workspace: str) -> str:
@@ -197,52 +177,3 @@ class ServerArchive:
                     "are archived; send the request again.",
                 ) from exc
         return list(moved)
-
-
-def mount_archive(
-    app: FastAPI, archive: ServerArchive, caller: Callable[..., Awaitable[Caller]]
-) -> None:
-    """Add the cold-storage routes and the answers to archive errors to ``app``."""
-    Auth = Annotated[Caller, Depends(caller)]
-    ThreadIdPath = Annotated[str, PathParam(pattern=wire.THREAD_ID_PATTERN, examples=["T-example"])]
-    router = APIRouter(tags=["lifecycle"])
-
-    @router.post("/v1/archive", responses=_ERRORS)
-    async def archive_threads(body: wire.ArchiveRequest, who: Auth) -> wire.ArchiveResult:
-        """Move threads of the workspace to the server's cold storage, each with its
-        sub-agent threads: those inactive for ``older_than_days``, or the
-        ``thread_ids`` given (whatever their activity; an unknown one is a 404
-        and nothing moves). An archived thread stays listed and answers
-        ``GET /v1/threads/{id}`` with its metadata; reading its messages or
-        deltas, or pushing to it, restores it."""
-        ids = await archive.archive(who, body)
-        return wire.ArchiveResult(thread_ids=ids, dry_run=body.dry_run)
-
-    @router.post("/v1/threads/{thread_id}/restore", responses=_ERRORS)
-    async def restore_thread(
-        thread_id: ThreadIdPath,
-        who: Auth,
-        with_subagents: Annotated[bool, Query()] = True,
-    ) -> wire.RestoreResult:
-        """Bring an archived thread (and its archived sub-agent threads, unless
-        ``with_subagents=false``) back exactly as it was: the same versions,
-        deltas and commit times. Empty if it is active."""
-        ids = await archive.restore(who, thread_id, with_subagents=with_subagents)
-        return wire.RestoreResult(thread_ids=ids)
-
-    app.include_router(router)
-
-    async def on_archive_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ArchiveError)
-        if isinstance(exc, ArchiveObjectMissing | ArchiveObjectCorrupt):
-            log.error("cold storage: %s", exc)
-            code = "archive_missing" if isinstance(exc, ArchiveObjectMissing) else "archive_corrupt"
-            body = wire.ErrorBody(code=code, message=str(exc))
-            return JSONResponse(body.model_dump(exclude_none=True), status_code=500)
-        log.warning("cold storage: %s", exc)
-        body = wire.ErrorBody(code="archive_unavailable", message=str(exc))
-        return JSONResponse(
-            body.model_dump(exclude_none=True), status_code=503, headers={"Retry-After": "1"}
-        )
-
-    app.add_exception_handler(ArchiveError, on_archive_error)

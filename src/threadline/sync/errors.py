@@ -1,0 +1,149 @@
+"""One table between threadline errors and HTTP answers, read by both sides.
+
+The server answers a :class:`~threadline.errors.ThreadlineError` with the
+status and stable ``code`` of its row in :data:`WIRE_ERRORS` (the first row
+whose class it is an instance of); the client
+(:class:`~threadline.recorders.remote.RemoteRecorder`) turns an answer's
+``code`` back into the row's class, so an error the server raises is raised
+again, as the same class with the server's message, by the client. An error
+of no row is a server failure: ``503 unavailable`` if it is retryable (or the
+store is closed), else ``500 internal``; the client raises
+:class:`~threadline.errors.RemoteUnavailable` for both, and for every other
+5xx or 429. Answers that are no threadline error (a bad token, a body over a
+limit) are the request's fault: 422 becomes
+:class:`~threadline.errors.InvalidDelta`, anything else
+:class:`~threadline.errors.RemoteRefused`.
+
+Add a row here when the server starts answering a new error; the test
+``tests/server/test_error_table.py`` fails until every error class is either
+in the table or known to stay on the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from threadline.errors import (
+    ArchiveObjectCorrupt,
+    ArchiveObjectMissing,
+    ArchiveUnavailable,
+    InvalidDelta,
+    RemoteRefused,
+    RemoteUnavailable,
+    StoreClosed,
+    ThreadExists,
+    ThreadlineError,
+    ThreadNotFound,
+    VersionConflict,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """What the client knows of an error answer: the status, the body's ``code``
+    and ``message``, and what its request was about (``thread_id``, the push's
+    ``base`` version, the server's ``version`` from a conflict body)."""
+
+    status: int
+    code: str
+    message: str
+    location: str
+    thread_id: str | None = None
+    base: int | None = None
+    version: int | None = None
+
+
+def _rebuilt(cls: type[ThreadlineError], answer: Answered) -> ThreadlineError:
+    """An instance of ``cls`` with the server's message, its constructor
+    skipped (its arguments, like an object URL, stay on the server)."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, answer.message)
+    error.thread_id = answer.thread_id  # type: ignore[attr-defined]
+    return error
+
+
+def _version_conflict(answer: Answered) -> ThreadlineError:
+    thread_id = answer.thread_id or "?"
+    base = answer.base if answer.base is not None else 0
+    if base == 0:  # a push that creates: the id is taken
+        return ThreadExists(thread_id)
+    actual = answer.version if answer.version is not None else base
+    return VersionConflict(thread_id, base, actual)
+
+
+@dataclass(frozen=True, slots=True)
+class WireError:
+    """One row: ``error`` (and its subclasses) is answered ``status`` with
+    ``code``, its message from ``message``; the client raises ``rebuild(answer)``."""
+
+    error: type[ThreadlineError]
+    status: int
+    code: str
+    rebuild: Callable[[Answered], ThreadlineError]
+    message: Callable[[ThreadlineError], str] = str
+
+
+def _not_found_message(error: ThreadlineError) -> str:
+    return f"Thread {getattr(error, 'thread_id', '?')} not found"
+
+
+WIRE_ERRORS: tuple[WireError, ...] = (
+    WireError(
+        ThreadNotFound,
+        404,
+        "not_found",
+        lambda a: ThreadNotFound(a.thread_id or "?"),
+        _not_found_message,
+    ),
+    WireError(ThreadExists, 409, "thread_exists", lambda a: ThreadExists(a.thread_id or "?")),
+    WireError(VersionConflict, 409, "version_conflict", _version_conflict),
+    WireError(InvalidDelta, 422, "invalid_delta", lambda a: InvalidDelta(a.message)),
+    WireError(
+        ArchiveObjectMissing, 500, "archive_missing", lambda a: _rebuilt(ArchiveObjectMissing, a)
+    ),
+    WireError(
+        ArchiveObjectCorrupt, 500, "archive_corrupt", lambda a: _rebuilt(ArchiveObjectCorrupt, a)
+    ),
+    WireError(
+        ArchiveUnavailable, 503, "archive_unavailable", lambda a: _rebuilt(ArchiveUnavailable, a)
+    ),
+)
+"""The rows, most specific class first (the first match answers)."""
+
+UNAVAILABLE = "unavailable"
+"""The code of a retryable server failure (503)."""
+INTERNAL = "internal"
+"""The code of any other server failure (500)."""
+
+_BY_CODE = {row.code: row for row in WIRE_ERRORS}
+
+
+def row_of(error: ThreadlineError) -> WireError | None:
+    """The table's row for ``error``, or ``None`` (a server failure)."""
+    for row in WIRE_ERRORS:
+        if isinstance(error, row.error):
+            return row
+    return None
+
+
+def answer_of(error: ThreadlineError) -> tuple[int, str, str]:
+    """``(status, code, message)`` the server answers ``error`` with."""
+    row = row_of(error)
+    if row is not None:
+        return row.status, row.code, row.message(error)
+    if error.retryable or isinstance(error, StoreClosed):
+        return 503, UNAVAILABLE, str(error)
+    return 500, INTERNAL, str(error)
+
+
+def error_of(answer: Answered) -> ThreadlineError:
+    """The error the client raises for an error answer (see the module's docstring)."""
+    row = _BY_CODE.get(answer.code)
+    if row is not None and row.status == answer.status:
+        return row.rebuild(answer)
+    if answer.status >= 500 or answer.status == 429:
+        return RemoteUnavailable(answer.location, f"{answer.status}: {answer.message}")
+    if answer.status == 422:
+        return InvalidDelta(answer.message)
+    return RemoteRefused(answer.location, answer.status, answer.message)
