@@ -442,10 +442,10 @@ class ThreadStore:
         """Archive, restore and recovery of this store's threads (made on first use,
         so the default archive folder is created only when something is archived)."""
         if self._lifecycle is None:
+            ledger = archive_ledger(self.recorder, "Archiving and restoring")
             cold = self._cold_storage
             if not isinstance(cold, ColdStorage):
                 cold = default_cold_storage(self.recorder.location, cold)
-            ledger = archive_ledger(self.recorder, "Archiving and restoring")
             self._lifecycle = Lifecycle(ledger, cold)
         return self._lifecycle
 
