@@ -1,4 +1,4 @@
-"""ThreadStore: the facade users call. It talks only to the recorder contract."""
+"""ThreadStore: the facade users call. It talks only to the storage roles (recorders.roles)."""
 
 from __future__ import annotations
 
