@@ -72,12 +72,20 @@ def test_narrowing_to_a_role_returns_the_same_backend() -> None:
 
 
 def test_the_type_checker_refuses_a_role_the_backend_lacks(tmp_path: Path) -> None:
+    """A service or a contract suite that uses a role on a backend without it
+    is a type error (this runs mypy --strict on such code)."""
     snippet = tmp_path / "uses_roles.py"
     snippet.write_text(
         dedent(
             """
+            from tests.contract.filelog_suite import FileLogContract
+            from tests.contract.test_remote import RemoteBackend
             from threadline.files import FileTracker
             from threadline.recorders.remote import RemoteRecorder
+
+
+            class TestRemoteFileLog(RemoteBackend, FileLogContract):  # a role it lacks
+                pass
 
 
             async def misuse(remote: RemoteRecorder) -> None:
@@ -93,6 +101,8 @@ def test_the_type_checker_refuses_a_role_the_backend_lacks(tmp_path: Path) -> No
     )
     errors = [line.split(": error: ", 1)[1] for line in out.splitlines() if ": error: " in line]
     assert errors == [
+        'Definition of "make_recorder" in base class "RemoteBackend" is incompatible with '
+        'definition in base class "FileLogContract"  [misc]',
         '"RemoteRecorder" has no attribute "record_file_changes"  [attr-defined]',
         '"RemoteRecorder" has no attribute "commit_archive"  [attr-defined]',
         'Argument 1 to "FileTracker" has incompatible type "RemoteRecorder"; '
