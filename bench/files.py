@@ -45,6 +45,7 @@ from _common import (
     summary,
 )
 from threadline import Message, ThreadStore
+from threadline.recorders.roles import file_log
 from threadline.recorders.sqlite import SqliteRecorder
 from threadline.workspace import write_file
 
@@ -222,7 +223,7 @@ async def run(config: Config, workdir: Path) -> Results:
                     latencies.append(clock() - began)
                     naive_subject.write_bytes(versions[n])
             naive_record.add(Timings(latencies, watch.elapsed, len(numbers)))
-        usage = await store.recorder.content_usage()
+        usage = await file_log(store.recorder).content_usage()
         await checkpoint(store)
         db_growth = store_bytes(db) - db_before
 

@@ -285,7 +285,7 @@ async def test_an_append_during_the_archive_keeps_the_thread_active_and_leaves_n
 
     assert (await store.get_thread(thread_id)).title == "written meanwhile"
     assert await store.archived_thread(thread_id) is None
-    assert await store.recorder.pending_lifecycle() == []
+    assert await store.lifecycle.recorder.pending_lifecycle() == []
     assert await cold.keys() == []
 
 
@@ -346,7 +346,7 @@ async def interrupted_archive(store: ThreadStore, thread_id: str, *, put: bool) 
     log = await store.recorder.deltas(thread_id)
     packed = pack(log, "op-crashed")
     op = LifecycleOp(id="op-crashed", kind="archive", started=1, objects=(packed.object,))
-    await store.recorder.begin_lifecycle(op)
+    await store.lifecycle.recorder.begin_lifecycle(op)
     if put:
         await store.lifecycle.cold.put(packed.object.key, packed.data)
     return op
@@ -362,7 +362,7 @@ async def test_recovery_finishes_an_archive_whose_objects_are_intact(store: Thre
     assert done == [f"finished the interrupted archive of {thread_id}"]
     assert await store.recorder.head(thread_id) is None
     assert await store.archived_thread(thread_id) is not None
-    assert await store.recorder.pending_lifecycle() == []
+    assert await store.lifecycle.recorder.pending_lifecycle() == []
     await store.restore_thread(thread_id)
     assert await snapshot(store, thread_id) == before
 
@@ -377,7 +377,7 @@ async def test_recovery_undoes_an_archive_whose_object_was_not_written(
 
     assert done == [f"undid the interrupted archive of {thread_id}: it stays active"]
     assert await store.recorder.head(thread_id) is not None
-    assert await store.recorder.pending_lifecycle() == []
+    assert await store.lifecycle.recorder.pending_lifecycle() == []
     assert await store.lifecycle.cold.keys() == []
 
 
@@ -386,7 +386,7 @@ async def test_recovery_leaves_an_archive_whose_leases_are_held(store: ThreadSto
     op = await interrupted_archive(store, thread_id, put=True)
     lease = store.recorder.acquire_lease(thread_id)
     assert await store.recover() == []
-    assert await store.recorder.pending_lifecycle() == [op]
+    assert await store.lifecycle.recorder.pending_lifecycle() == [op]
     lease.release()
 
 
@@ -397,13 +397,13 @@ async def test_recovery_deletes_the_objects_of_a_committed_restore(store: Thread
     assert entry is not None
     log = await store.lifecycle.read_archived_log(entry)
     op = LifecycleOp(id="op-r", kind="restore", started=1, objects=(entry.object,))
-    await store.recorder.commit_restore([log], op)  # then the crash, before the cleanup
+    await store.lifecycle.recorder.commit_restore([log], op)  # then the crash, before the cleanup
 
     assert await store.recover() == [
         f"finished the restore of {thread_id}: deleted its 1 archive object(s)"
     ]
     assert await store.lifecycle.cold.keys() == []
-    assert await store.recorder.pending_lifecycle() == []
+    assert await store.lifecycle.recorder.pending_lifecycle() == []
 
 
 async def test_open_recovers_and_logs_what_it_did(

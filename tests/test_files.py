@@ -23,6 +23,7 @@ from threadline.errors import (
 )
 from threadline.filelog import NewFileChange
 from threadline.recorders import MemoryRecorder, SqliteRecorder
+from threadline.recorders.roles import file_log
 from threadline.rollback import RollbackReport
 
 
@@ -517,17 +518,17 @@ async def test_storage_grows_by_one_copy_per_distinct_content(
     first, second = b"first version\n" * 1000, b"second version\n" * 1000
     async with store.track_files(thread_id, "call-1") as files:
         await files.write("a.txt", first)
-    usage = await store.recorder.content_usage()
+    usage = await file_log(store.recorder).content_usage()
     assert usage.contents == 1
     async with store.track_files(thread_id, "call-2") as files:
         await files.write("a.txt", second)
-    two = await store.recorder.content_usage()
+    two = await file_log(store.recorder).content_usage()
     assert two.contents == 2
     for n in range(3, 9):
         async with store.track_files(thread_id, f"call-{n}") as files:
             await files.write("a.txt", first if n % 2 else second)
             await files.write(f"copy-{n}.txt", first)
-    assert await store.recorder.content_usage() == two
+    assert await file_log(store.recorder).content_usage() == two
     assert len(await store.file_changes(thread_id)) == 14
 
 
@@ -544,11 +545,11 @@ async def test_a_file_edited_many_times_does_not_cost_a_copy_per_edit(
         content = content[:at] + f"edit {n:04d}".encode() + content[at + 9 :]
         async with store.track_files(thread_id, f"call-{n}") as files:
             await files.write("big.txt", content)
-    usage = await store.recorder.content_usage()
+    usage = await file_log(store.recorder).content_usage()
     assert usage.contents == 41
     assert usage.raw_bytes > 40 * 100_000
     # The first copy is compressed whole; each edit is a delta of a few hundred bytes.
-    chain = await store.recorder.content_chain(content_hash(content))
+    chain = await file_log(store.recorder).content_chain(content_hash(content))
     assert [c.depth for c in chain] == list(range(40, -1, -1))
     assert usage.stored_bytes - len(chain[-1].data) < 40 * 400
 

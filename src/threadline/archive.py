@@ -77,7 +77,7 @@ from threadline.errors import (
 )
 from threadline.ids import now_ms, uuid7
 from threadline.model import ArchivedObject, ArchivedThread, LifecycleOp, ThreadHead
-from threadline.recorders.base import RecordedDelta, ThreadRecorder, WriterLease
+from threadline.recorders.roles import ArchiveLedger, RecordedDelta, WriterLease
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore
@@ -327,12 +327,13 @@ def unpack(entry: ArchivedThread, data: bytes, url: str) -> list[RecordedDelta]:
 class Lifecycle:
     """Archive, restore and recovery of the threads of one recorder.
 
-    ``ThreadStore`` delegates to this; it talks only to the recorder contract
+    ``ThreadStore`` delegates to this; it talks only to the storage roles it needs
+    (an :class:`~threadline.recorders.roles.ArchiveLedger`)
     and to :class:`ColdStorage`.
     """
 
     def __init__(
-        self, recorder: ThreadRecorder, cold: ColdStorage, *, level: int = DEFAULT_LEVEL
+        self, recorder: ArchiveLedger, cold: ColdStorage, *, level: int = DEFAULT_LEVEL
     ) -> None:
         self.recorder = recorder
         self.cold = cold

@@ -25,7 +25,7 @@ from threadline.errors import ThreadlineError, ThreadNotFound, WriterBusy
 from threadline.events import THREAD_CREATED, THREAD_DELETED, THREAD_UPDATED, ThreadEvent
 from threadline.ids import new_thread_id, now_ms
 from threadline.model import Message, Thread, ThreadHead
-from threadline.recorders.base import Append, ThreadRecorder, WriterLease
+from threadline.recorders.roles import Append, ThreadLog, WriterLease
 
 DEFAULT_WINDOW = 0.1  # seconds
 DEFAULT_MAX_OPERATIONS = 1000
@@ -46,7 +46,7 @@ class ReadStats:
 class BatchReader:
     """Many threads in one load; concurrent reads of an id share its load."""
 
-    def __init__(self, recorder: ThreadRecorder) -> None:
+    def __init__(self, recorder: ThreadLog) -> None:
         self._recorder = recorder
         self._in_flight: dict[str, asyncio.Future[Thread | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -184,7 +184,7 @@ class BatchWriter:
 
     def __init__(
         self,
-        recorder: ThreadRecorder,
+        recorder: ThreadLog,
         *,
         window: float = DEFAULT_WINDOW,
         max_operations: int = DEFAULT_MAX_OPERATIONS,

@@ -2,7 +2,7 @@
 
 The recorder keeps the usage of every message ever appended (truncated ones
 too: spent is spent) in the same transaction as the append, and sums it by
-thread, model and UTC day in one query (:meth:`ThreadRecorder.usage_rollup`).
+thread, model and UTC day in one query (:meth:`UsageIndex.usage_rollup`).
 This module turns those sums into a :class:`CostReport`, grouped by model,
 by day or by thread.
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from threadline.errors import ThreadNotFound
-from threadline.recorders.base import UsageGroup
+from threadline.recorders.roles import UsageGroup, usage_index
 
 if TYPE_CHECKING:
     from threadline.store import ThreadStore
@@ -223,7 +223,7 @@ async def cost_report(
 ) -> CostReport:
     """What ``thread_id`` cost (with its whole tree when ``tree``), or every
     thread when ``thread_id`` is ``None``; grouped ``by`` model, day or thread."""
-    recorder = store.recorder
+    recorder = usage_index(store.recorder, "A cost report")
     if thread_id is not None and await recorder.head(thread_id) is None:
         raise ThreadNotFound(thread_id)
     groups = await recorder.usage_rollup(

@@ -91,6 +91,21 @@ class StoreClosed(ThreadlineError):
         super().__init__("The store is closed; open it again with ThreadStore.open()")
 
 
+class RoleUnavailable(ThreadlineError):
+    """The backend does not have the storage role an operation needs (for example
+    file tracking, a :class:`~threadline.recorders.roles.FileLog`, on a store
+    backed by the HTTP client). Nothing was done."""
+
+    def __init__(self, role: str, backend: str, location: str, purpose: str) -> None:
+        self.role = role
+        self.backend = backend
+        self.location = location
+        super().__init__(
+            f"{purpose} needs a {role}, which the {backend} backend ({location}) does not "
+            "have: use a local store (SQLite, PostgreSQL or memory) for it"
+        )
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Whether ``exc`` is worth retrying: a :class:`ThreadlineError` marked
     ``retryable``, or an OS-level timeout or dropped connection."""

@@ -62,7 +62,7 @@ from threadline.filelog import (
 )
 from threadline.ids import uuid7
 from threadline.model import _Frozen
-from threadline.recorders.base import ThreadRecorder
+from threadline.recorders.roles import FileLog
 from threadline.rollback import (
     Decision,
     FileOutcome,
@@ -163,9 +163,10 @@ class _Step:
 
 
 class FileTracker:
-    """Records file changes and rolls them back, through the recorder contract."""
+    """Records file changes and rolls them back, through a
+    :class:`~threadline.recorders.roles.FileLog` (the storage role of file logs)."""
 
-    def __init__(self, recorder: ThreadRecorder, *, cache_bytes: int = 64 << 20) -> None:
+    def __init__(self, recorder: FileLog, *, cache_bytes: int = 64 << 20) -> None:
         self._recorder = recorder
         self._cache = _ContentCache(cache_bytes)
         self._locks: dict[str, asyncio.Lock] = {}

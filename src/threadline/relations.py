@@ -5,15 +5,16 @@ summary thread hangs under the thread it summarises (its source). Both ends
 record the link: the new thread's ``thread:create`` names its parent
 (``parent_thread_id``) or source (``origin_thread_id``), and the parent or
 source appends a ``child:link`` or ``summary:link`` delta. The two are
-appended in one transaction (:meth:`ThreadRecorder.append_many`), so a crash
+appended in one transaction (:meth:`~threadline.recorders.roles.ThreadLog.append_many`), so a crash
 never leaves a child its parent does not know, or the reverse.
 
 Threads can be deleted while others still link to them (an ephemeral
 sub-agent expires, a user deletes a parent). Lookups then report the linked
 id as missing; they never fail because of it.
 
-Everything here talks to the recorder contract only; the SQL of the tree and
-root walks lives in the SQLite backend (one recursive query each).
+Everything here talks to storage roles only: the thread log, and the link
+index (:class:`~threadline.recorders.roles.LinkIndex`) for trees and roots,
+whose walks are one recursive query each on the SQL backends.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from threadline.errors import ThreadNotFound, VersionConflict
 from threadline.events import THREAD_CREATED, THREAD_UPDATED, ThreadEvent
 from threadline.ids import new_thread_id
 from threadline.model import Message, Thread, ThreadHead
-from threadline.recorders.base import LinkGraph, ThreadLink
+from threadline.recorders.roles import ArchiveLedger, LinkGraph, ThreadLink, link_index
 
 if TYPE_CHECKING:
     from threadline.store import ThreadStore
@@ -222,8 +223,12 @@ async def get_related_threads(store: ThreadStore, thread_id: str) -> RelatedThre
     wanted += [("summary", i) for i in head.summary_thread_ids]
     wanted += [("child", i) for i in head.child_thread_ids]
     found = await recorder.heads_many([i for _, i in wanted]) if wanted else {}
+    # A backend without an archive ledger (the HTTP client) archives nothing here.
+    ledger = recorder if isinstance(recorder, ArchiveLedger) else None
     missing = [
-        MissingThread(id=i, relation=r, archived=await recorder.archived(i) is not None)
+        MissingThread(
+            id=i, relation=r, archived=ledger is not None and await ledger.archived(i) is not None
+        )
         for r, i in wanted
         if i not in found
     ]
@@ -259,7 +264,7 @@ def _ordered_links(graph: LinkGraph, parent_id: str, links: list[ThreadLink]) ->
 
 
 def build_tree(root_id: str, graph: LinkGraph) -> ThreadTree:
-    """Arrange a :meth:`ThreadRecorder.subtree` result as a tree: breadth-first,
+    """Arrange a :meth:`LinkIndex.subtree` result as a tree: breadth-first,
     so a thread linked from two places sits at the shallower one, and a
     thread already placed is not placed again (which also ends any cycle)."""
     below: dict[str, list[ThreadLink]] = {}
@@ -300,14 +305,14 @@ def build_tree(root_id: str, graph: LinkGraph) -> ThreadTree:
 
 async def get_thread_tree(store: ThreadStore, thread_id: str) -> ThreadTree:
     """The thread and every thread under it, at any depth."""
-    graph = await store.recorder.subtree(thread_id)
+    graph = await link_index(store.recorder, "A thread tree").subtree(thread_id)
     if thread_id not in graph.heads:
         raise ThreadNotFound(thread_id)
     return build_tree(thread_id, graph)
 
 
 def find_root(thread_id: str, graph: LinkGraph) -> RootThread:
-    """Walk up an :meth:`ThreadRecorder.ancestry` result: through a sub-agent's
+    """Walk up an :meth:`LinkIndex.ancestry` result: through a sub-agent's
     parent before a summary's source, until no link goes higher or the walk
     comes back to a thread it passed (a cycle)."""
     above: dict[str, list[ThreadLink]] = {}
@@ -328,7 +333,7 @@ def find_root(thread_id: str, graph: LinkGraph) -> RootThread:
 
 async def get_root_thread(store: ThreadStore, thread_id: str) -> RootThread:
     """The top of the tree ``thread_id`` belongs to (itself, if nothing is above it)."""
-    graph = await store.recorder.ancestry(thread_id)
+    graph = await link_index(store.recorder, "Finding a root thread").ancestry(thread_id)
     if thread_id not in graph.heads:
         raise ThreadNotFound(thread_id)
     return find_root(thread_id, graph)

@@ -1,4 +1,4 @@
-"""ThreadStore: the facade users call. It talks only to the recorder contract."""
+"""ThreadStore: the facade users call. It talks only to the storage roles (recorders.roles)."""
 
 from __future__ import annotations
 
@@ -45,8 +45,15 @@ from threadline.model import (
     ThreadListPage,
     ThreadPage,
 )
-from threadline.recorders.base import Append, RecordedDelta, ThreadRecorder
+from threadline.recorders.base import Append, RecordedDelta
 from threadline.recorders.memory import MemoryRecorder
+from threadline.recorders.roles import (
+    ArchiveLedger,
+    ThreadLog,
+    archive_ledger,
+    file_log,
+    search_index,
+)
 from threadline.recorders.sqlite import SqliteRecorder, Synchronous
 from threadline.rollback import RollbackReport
 from threadline.search import SearchHit
@@ -93,7 +100,7 @@ class ThreadStore:
 
     def __init__(
         self,
-        recorder: ThreadRecorder,
+        recorder: ThreadLog,
         *,
         cold_storage: ColdStorage | str | None = None,
         restore_on_read: bool = True,
@@ -101,8 +108,15 @@ class ThreadStore:
         """``cold_storage`` is where archived threads go (a :class:`ColdStorage` or
         a URL; default: see :func:`threadline.archive.default_cold_storage`).
         With ``restore_on_read=False`` reading an archived thread raises
-        :class:`ThreadArchived` instead of restoring it."""
-        self.recorder = recorder
+        :class:`ThreadArchived` instead of restoring it.
+
+        ``recorder`` may be any backend: an operation whose storage role it
+        lacks (archiving without an
+        :class:`~threadline.recorders.roles.ArchiveLedger`, file tracking
+        without a :class:`~threadline.recorders.roles.FileLog`, ...) raises
+        :class:`~threadline.errors.RoleUnavailable`; reads and listings cover
+        only active threads on a backend that keeps no archive."""
+        self.recorder: ThreadLog = recorder
         self._cold_storage = cold_storage
         self._restore_on_read = restore_on_read
         self._lifecycle: Lifecycle | None = None
@@ -279,7 +293,7 @@ class ThreadStore:
         self._check_open()
         after = _decode_cursor(cursor) if cursor else None
         heads = await self.recorder.list_heads(limit=limit + 1, after=after)
-        if include_archived:
+        if include_archived and isinstance(self.recorder, ArchiveLedger):
             archived = await self.recorder.list_archived(limit=limit + 1, after=after)
             heads = sorted(
                 [*heads, *(entry.head for entry in archived)],
@@ -386,7 +400,7 @@ class ThreadStore:
         self._check_open()
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        return await self.recorder.search(query, limit=limit)
+        return await search_index(self.recorder, "Search").search(query, limit=limit)
 
     # -- exclusive writers -------------------------------------------------
 
@@ -428,10 +442,11 @@ class ThreadStore:
         """Archive, restore and recovery of this store's threads (made on first use,
         so the default archive folder is created only when something is archived)."""
         if self._lifecycle is None:
+            ledger = archive_ledger(self.recorder, "Archiving and restoring")
             cold = self._cold_storage
             if not isinstance(cold, ColdStorage):
                 cold = default_cold_storage(self.recorder.location, cold)
-            self._lifecycle = Lifecycle(self.recorder, cold)
+            self._lifecycle = Lifecycle(ledger, cold)
         return self._lifecycle
 
     async def archive_inactive_threads(
@@ -505,12 +520,14 @@ class ThreadStore:
     async def archived_thread(self, thread_id: str) -> ArchivedThread | None:
         """The metadata kept for an archived thread, or ``None`` if it is not archived."""
         self._check_open()
-        return await self.recorder.archived(thread_id)
+        return await archive_ledger(self.recorder, "Archived metadata").archived(thread_id)
 
     async def recover(self) -> list[str]:
         """Finish or undo archives and restores that a crash interrupted (``open``
         does this); returns one line per operation handled, also logged."""
         self._check_open()
+        if not isinstance(self.recorder, ArchiveLedger):
+            return []  # nothing is archived here, so nothing was interrupted
         if not await self.recorder.pending_lifecycle():
             return []
         return await self.lifecycle.recover()
@@ -525,6 +542,8 @@ class ThreadStore:
     async def _restore_if_archived(self, thread_id: str) -> bool:
         """For a read that found no active thread: restore it if it is archived
         (or raise :class:`ThreadArchived` if this store does not restore on read)."""
+        if not isinstance(self.recorder, ArchiveLedger):
+            return False  # a backend without an archive ledger archives nothing here
         entry = await self.recorder.archived(thread_id)
         if entry is None:
             return False
@@ -616,7 +635,7 @@ class ThreadStore:
     def files(self) -> FileTracker:
         """The file tracker behind the methods below (its decoded-content cache
         lives as long as the store)."""
-        return FileTracker(self.recorder)
+        return FileTracker(file_log(self.recorder, "File change tracking"))
 
     async def _on_thread(self, thread_id: str, call: Callable[[], Awaitable[_T]]) -> _T:
         """Run a file call on a thread, restoring the thread first if it is archived."""

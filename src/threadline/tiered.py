@@ -1,8 +1,10 @@
 """TieredStore: memory → local → remote, with a persistence policy per thread kind.
 
-A :class:`TieredStore` is a :class:`~threadline.recorders.base.ThreadRecorder`
-(so ``ThreadStore(TieredStore(...))`` works and it passes the recorder
-contract) over three tiers:
+A :class:`TieredStore` is a full backend, a
+:class:`~threadline.recorders.base.ThreadRecorder` with every storage role (so
+``ThreadStore(TieredStore(...))`` works and it passes every role's contract
+suite), over three tiers (the archive ledger and the file log, served by one
+tier, are in :mod:`threadline.tiered_roles`):
 
 - **memory**: whole threads, kept ``memory_ttl`` seconds after their last use
   (read or write) and evicted least recently used first once the tier holds
@@ -49,16 +51,8 @@ import orjson
 
 from threadline.deltas import Delta, MessageDelta, ThreadCreate, fold
 from threadline.errors import ThreadExists, ThreadlineError
-from threadline.filelog import (
-    ContentUsage,
-    FileChange,
-    FileRollback,
-    NewFileChange,
-    NewRollback,
-    StoredContent,
-)
 from threadline.ids import now_ms
-from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead
+from threadline.model import Message, Thread, ThreadHead
 from threadline.recorders.base import (
     Append,
     Change,
@@ -80,6 +74,7 @@ from threadline.recorders.sync_state import (
 )
 from threadline.search import SearchHit
 from threadline.sync.service import DEFAULT_REMOTE, RemoteSync, SyncService, SyncSettings
+from threadline.tiered_roles import TieredArchiveLedger, TieredFileLog
 
 __all__ = [
     "DEFAULT_POLICIES",
@@ -249,7 +244,7 @@ class MemoryTier:
         return len(self._slots) > self.limits.max_entries or self.bytes > self.limits.max_bytes
 
 
-class TieredStore(ThreadRecorder):
+class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
     """Threads in memory, a local store and a server; see the module docstring.
 
     ``remote`` enables sync: :attr:`sync` is then the
@@ -726,109 +721,6 @@ class TieredStore(ThreadRecorder):
     async def changes_since(self, cursor: int, *, limit: int) -> list[Change]:
         """The local store's change feed (memory-only threads are not in it)."""
         return await self.local.changes_since(cursor, limit=limit)
-
-    # -- lifecycle: the local tier ---------------------------------------------------------
-
-    async def begin_lifecycle(self, op: LifecycleOp) -> None:
-        await self.local.begin_lifecycle(op)
-
-    async def end_lifecycle(self, op_id: str) -> bool:
-        return await self.local.end_lifecycle(op_id)
-
-    async def pending_lifecycle(self) -> list[LifecycleOp]:
-        return await self.local.pending_lifecycle()
-
-    async def commit_archive(self, op_id: str, entries: Sequence[ArchivedThread]) -> None:
-        for entry in entries:
-            self.memory.drop(entry.id)
-        await self.local.commit_archive(op_id, entries)
-
-    async def commit_restore(
-        self, logs: Sequence[Sequence[RecordedDelta]], op: LifecycleOp
-    ) -> list[ThreadHead]:
-        return await self.local.commit_restore(logs, op)
-
-    async def archived(self, thread_id: str) -> ArchivedThread | None:
-        return await self.local.archived(thread_id)
-
-    async def list_archived(
-        self, *, limit: int, after: tuple[int, str] | None = None
-    ) -> list[ArchivedThread]:
-        return await self.local.list_archived(limit=limit, after=after)
-
-    async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
-        self.memory.drop(thread_id)
-        if self._is_ephemeral(thread_id):
-            return await self._ephemeral.rebuild_snapshot(thread_id)
-        return await self.local.rebuild_snapshot(thread_id)
-
-    # -- file changes: the tier that holds the thread ---------------------------------------
-
-    def _tier(self, thread_id: str) -> ThreadRecorder:
-        return self._ephemeral if self._is_ephemeral(thread_id) else self.local
-
-    async def record_file_changes(
-        self,
-        thread_id: str,
-        changes: Sequence[NewFileChange],
-        contents: Sequence[StoredContent],
-        *,
-        rollback: NewRollback | None = None,
-    ) -> list[FileChange]:
-        return await self._tier(thread_id).record_file_changes(
-            thread_id, changes, contents, rollback=rollback
-        )
-
-    async def file_changes(
-        self,
-        thread_id: str,
-        *,
-        operation_id: str | None = None,
-        since_version: int | None = None,
-    ) -> list[FileChange]:
-        return await self._tier(thread_id).file_changes(
-            thread_id, operation_id=operation_id, since_version=since_version
-        )
-
-    async def file_reverts(self, thread_id: str, seqs: Sequence[int]) -> list[FileChange]:
-        return await self._tier(thread_id).file_reverts(thread_id, seqs)
-
-    async def latest_file_changes(
-        self, thread_id: str, paths: Sequence[str]
-    ) -> dict[str, FileChange]:
-        return await self._tier(thread_id).latest_file_changes(thread_id, paths)
-
-    async def content_chain(self, content_hash: str) -> list[StoredContent]:
-        chain = await self.local.content_chain(content_hash)
-        if chain or not self._ephemeral_ids:
-            return chain
-        return await self._ephemeral.content_chain(content_hash)
-
-    async def content_depths(self, hashes: Sequence[str]) -> dict[str, int]:
-        depths = await self.local.content_depths(hashes)
-        if self._ephemeral_ids:
-            rest = [h for h in hashes if h not in depths]
-            depths.update(await self._ephemeral.content_depths(rest) if rest else {})
-        return depths
-
-    async def content_usage(self) -> ContentUsage:
-        usage = await self.local.content_usage()
-        if not self._ephemeral_ids:
-            return usage
-        more = await self._ephemeral.content_usage()
-        return ContentUsage(
-            contents=usage.contents + more.contents,
-            stored_bytes=usage.stored_bytes + more.stored_bytes,
-            raw_bytes=usage.raw_bytes + more.raw_bytes,
-        )
-
-    async def file_rollbacks(
-        self, thread_id: str, *, unfinished: bool = False
-    ) -> list[FileRollback]:
-        return await self._tier(thread_id).file_rollbacks(thread_id, unfinished=unfinished)
-
-    async def finish_rollback(self, thread_id: str, operation_id: str) -> None:
-        await self._tier(thread_id).finish_rollback(thread_id, operation_id)
 
 
 def _interleave(

@@ -1,6 +1,5 @@
-"""The change-feed part of the recorder contract (``changes_since``), which the
-sync server's ``/v1/changes`` serves. Every backend subclasses
-:class:`ChangeFeedContract` beside its :class:`RecorderContract`."""
+"""The contract of the :class:`~threadline.recorders.roles.ChangeFeed` role
+(``changes_since``), which the sync server's ``/v1/changes`` serves."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ import pytest
 from tests.contract.suite import msg
 from threadline.deltas import MessageDelta, ThreadCreate, TitleDelta
 from threadline.errors import VersionConflict
-from threadline.recorders.base import Change, ThreadRecorder
+from threadline.recorders.roles import Change, ChangeFeed
 
 
 def seen(changes: list[Change]) -> list[tuple[str, int, bool]]:
@@ -22,23 +21,23 @@ def seen(changes: list[Change]) -> list[tuple[str, int, bool]]:
 
 class ChangeFeedContract(abc.ABC):
     @abc.abstractmethod
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+    async def make_recorder(self, tmp_path: Path) -> ChangeFeed:
         """A fresh, empty recorder of the backend under test."""
 
     @pytest.fixture
-    async def recorder(self, tmp_path: Path) -> AsyncIterator[ThreadRecorder]:
+    async def recorder(self, tmp_path: Path) -> AsyncIterator[ChangeFeed]:
         recorder = await self.make_recorder(tmp_path)
         yield recorder
         await recorder.close()
 
-    async def create(self, recorder: ThreadRecorder, thread_id: str) -> None:
+    async def create(self, recorder: ChangeFeed, thread_id: str) -> None:
         await recorder.append(thread_id, 0, [ThreadCreate(id=thread_id, created=1)])
 
-    async def test_an_empty_store_has_no_changes(self, recorder: ThreadRecorder) -> None:
+    async def test_an_empty_store_has_no_changes(self, recorder: ChangeFeed) -> None:
         assert await recorder.changes_since(0, limit=10) == []
 
     async def test_each_thread_appears_once_at_its_newest_change(
-        self, recorder: ThreadRecorder
+        self, recorder: ChangeFeed
     ) -> None:
         await self.create(recorder, "T-1")
         await self.create(recorder, "T-2")
@@ -48,7 +47,7 @@ class ChangeFeedContract(abc.ABC):
         assert changes[0].cursor < changes[1].cursor
         assert all(c.at > 0 for c in changes)
 
-    async def test_reading_after_a_cursor_and_by_pages(self, recorder: ThreadRecorder) -> None:
+    async def test_reading_after_a_cursor_and_by_pages(self, recorder: ChangeFeed) -> None:
         for i in range(5):
             await self.create(recorder, f"T-{i}")
         first = await recorder.changes_since(0, limit=2)
@@ -58,7 +57,7 @@ class ChangeFeedContract(abc.ABC):
         assert await recorder.changes_since(rest[-1].cursor, limit=10) == []
 
     async def test_a_change_after_a_reader_passed_lands_above_its_cursor(
-        self, recorder: ThreadRecorder
+        self, recorder: ChangeFeed
     ) -> None:
         await self.create(recorder, "T-1")
         await self.create(recorder, "T-2")
@@ -68,7 +67,7 @@ class ChangeFeedContract(abc.ABC):
         assert seen(later) == [("T-1", 2, False)]
         assert later[0].cursor > cursor
 
-    async def test_delete_leaves_a_tombstone(self, recorder: ThreadRecorder) -> None:
+    async def test_delete_leaves_a_tombstone(self, recorder: ChangeFeed) -> None:
         await self.create(recorder, "T-1")
         await recorder.append("T-1", 1, [MessageDelta.of(msg(1))])
         await self.create(recorder, "T-2")
@@ -81,7 +80,7 @@ class ChangeFeedContract(abc.ABC):
         await self.create(recorder, "T-1")  # a new thread of the same id
         assert seen(await recorder.changes_since(0, limit=10))[-1] == ("T-1", 1, False)
 
-    async def test_refused_appends_are_not_changes(self, recorder: ThreadRecorder) -> None:
+    async def test_refused_appends_are_not_changes(self, recorder: ChangeFeed) -> None:
         await self.create(recorder, "T-1")
         before = await recorder.changes_since(0, limit=10)
         with pytest.raises(VersionConflict):
@@ -92,9 +91,7 @@ class ChangeFeedContract(abc.ABC):
             )
         assert await recorder.changes_since(0, limit=10) == before
 
-    async def test_batched_appends_are_changes_of_each_thread(
-        self, recorder: ThreadRecorder
-    ) -> None:
+    async def test_batched_appends_are_changes_of_each_thread(self, recorder: ChangeFeed) -> None:
         await self.create(recorder, "T-1")
         results = await recorder.append_each(
             [
@@ -109,7 +106,7 @@ class ChangeFeedContract(abc.ABC):
             ("T-1", 2, False),
         ]
 
-    async def test_cursors_only_grow(self, recorder: ThreadRecorder) -> None:
+    async def test_cursors_only_grow(self, recorder: ChangeFeed) -> None:
         cursors: list[int] = []
         cursor = 0
         for i in range(6):

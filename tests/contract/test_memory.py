@@ -1,39 +1,45 @@
+"""Every role's contract on the memory backend, which has them all."""
+
 from pathlib import Path
 
+from tests.contract.archive_suite import ArchiveLedgerContract
 from tests.contract.feed_suite import ChangeFeedContract
-from tests.contract.files_suite import FileChangeContract
-from tests.contract.lifecycle_suite import LifecycleContract
-from tests.contract.relations_suite import RelationsContract
-from tests.contract.search_suite import SearchContract
-from tests.contract.suite import RecorderContract
-from threadline.recorders import MemoryRecorder, ThreadRecorder
+from tests.contract.filelog_suite import FileLogContract
+from tests.contract.links_suite import LinkIndexContract
+from tests.contract.search_suite import SearchIndexContract
+from tests.contract.suite import ThreadLogContract
+from tests.contract.usage_suite import UsageIndexContract
+from threadline.recorders import MemoryRecorder
 
 
-class TestMemoryRecorder(RecorderContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+class MemoryBackend:
+    async def make_recorder(self, tmp_path: Path) -> MemoryRecorder:
         return MemoryRecorder()
 
 
-class TestMemoryLifecycle(LifecycleContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return MemoryRecorder()
+class TestMemoryThreadLog(MemoryBackend, ThreadLogContract):
+    pass
 
 
-class TestMemoryRelations(RelationsContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return MemoryRecorder()
+class TestMemoryArchiveLedger(MemoryBackend, ArchiveLedgerContract):
+    pass
 
 
-class TestMemorySearch(SearchContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return MemoryRecorder()
+class TestMemoryLinkIndex(MemoryBackend, LinkIndexContract):
+    pass
 
 
-class TestMemoryFileChanges(FileChangeContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return MemoryRecorder()
+class TestMemoryUsageIndex(MemoryBackend, UsageIndexContract):
+    pass
 
 
-class TestMemoryChangeFeed(ChangeFeedContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return MemoryRecorder()
+class TestMemorySearchIndex(MemoryBackend, SearchIndexContract):
+    pass
+
+
+class TestMemoryFileLog(MemoryBackend, FileLogContract):
+    pass
+
+
+class TestMemoryChangeFeed(MemoryBackend, ChangeFeedContract):
+    pass

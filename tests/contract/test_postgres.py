@@ -1,22 +1,23 @@
-"""The recorder contract on PostgreSQL: each test gets a fresh workspace of the
-session's cluster (tests/pg.py), which is as empty as a new database."""
+"""Every role's contract on PostgreSQL, which has them all: each test gets a
+fresh workspace of the session's cluster (tests/pg.py), which is as empty as a
+new database."""
 
 import asyncio
 from pathlib import Path
 
 import pytest
 
+from tests.contract.archive_suite import ArchiveLedgerContract
 from tests.contract.feed_suite import ChangeFeedContract
-from tests.contract.files_suite import FileChangeContract
-from tests.contract.lifecycle_suite import LifecycleContract
-from tests.contract.relations_suite import RelationsContract
-from tests.contract.search_suite import SearchContract
-from tests.contract.suite import RecorderContract
+from tests.contract.filelog_suite import FileLogContract
+from tests.contract.links_suite import LinkIndexContract
+from tests.contract.search_suite import SearchIndexContract
+from tests.contract.suite import ThreadLogContract
+from tests.contract.usage_suite import UsageIndexContract
 from tests.pg import new_workspace
 from threadline.deltas import ThreadCreate
 from threadline.errors import InvalidDelta, ThreadlineError
 from threadline.model import ThreadHead
-from threadline.recorders import ThreadRecorder
 from threadline.recorders.base import Append
 from threadline.recorders.postgres import PostgresRecorder
 
@@ -26,31 +27,35 @@ class PostgresBackend:
     def _dsn(self, postgres_dsn: str) -> None:
         self.dsn = postgres_dsn
 
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+    async def make_recorder(self, tmp_path: Path) -> PostgresRecorder:
         return await PostgresRecorder.connect(self.dsn, workspace=new_workspace(), max_size=4)
 
 
-class TestPostgresRecorder(PostgresBackend, RecorderContract):
+class TestPostgresThreadLog(PostgresBackend, ThreadLogContract):
     pass
 
 
-class TestPostgresLifecycle(PostgresBackend, LifecycleContract):
+class TestPostgresArchiveLedger(PostgresBackend, ArchiveLedgerContract):
     pass
 
 
-class TestPostgresRelations(PostgresBackend, RelationsContract):
+class TestPostgresLinkIndex(PostgresBackend, LinkIndexContract):
     pass
 
 
-class TestPostgresSearch(PostgresBackend, SearchContract):
+class TestPostgresUsageIndex(PostgresBackend, UsageIndexContract):
+    pass
+
+
+class TestPostgresSearchIndex(PostgresBackend, SearchIndexContract):
+    pass
+
+
+class TestPostgresFileLog(PostgresBackend, FileLogContract):
     pass
 
 
 class TestPostgresChangeFeed(PostgresBackend, ChangeFeedContract):
-    pass
-
-
-class TestPostgresFileChanges(PostgresBackend, FileChangeContract):
     pass
 
 

@@ -1,8 +1,11 @@
-"""The recorder contract through the HTTP client: RemoteRecorder against a live
-sync server on PostgreSQL (tests/pg.py), each test in a workspace of its own.
+"""The roles of the HTTP client, RemoteRecorder, against a live sync server on
+PostgreSQL (tests/pg.py), each test in a workspace of its own.
 
-Archiving and file tracking run on the server, not over HTTP (see
-threadline.recorders.remote), so their suites are not run here.
+The client has the thread log, the link, usage and search indexes and the
+change feed. Archiving and file tracking run on the server, not over HTTP (see
+threadline.recorders.remote): the client has no archive ledger and no file
+log, so their suites cannot run here (the type checker refuses a
+``make_recorder`` returning a RemoteRecorder for them).
 """
 
 from pathlib import Path
@@ -10,12 +13,21 @@ from pathlib import Path
 import pytest
 
 from tests.contract.feed_suite import ChangeFeedContract
-from tests.contract.relations_suite import RelationsContract
-from tests.contract.search_suite import SearchContract
-from tests.contract.suite import RecorderContract
+from tests.contract.links_suite import LinkIndexContract
+from tests.contract.search_suite import SearchIndexContract
+from tests.contract.suite import ThreadLogContract
+from tests.contract.usage_suite import UsageIndexContract
 from tests.pg import make_token, new_workspace
-from threadline.recorders import ThreadRecorder
 from threadline.recorders.remote import RemoteRecorder
+from threadline.recorders.roles import (
+    ArchiveLedger,
+    ChangeFeed,
+    FileLog,
+    LinkIndex,
+    SearchIndex,
+    ThreadLog,
+    UsageIndex,
+)
 
 
 class RemoteBackend:
@@ -24,21 +36,38 @@ class RemoteBackend:
         self.url = live_server
         self.dsn = postgres_dsn
 
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+    async def make_recorder(self, tmp_path: Path) -> RemoteRecorder:
         return RemoteRecorder(self.url, await make_token(self.dsn, new_workspace()))
 
 
-class TestRemoteRecorder(RemoteBackend, RecorderContract):
+class TestRemoteThreadLog(RemoteBackend, ThreadLogContract):
     pass
 
 
-class TestRemoteRelations(RemoteBackend, RelationsContract):
+class TestRemoteLinkIndex(RemoteBackend, LinkIndexContract):
     pass
 
 
-class TestRemoteSearch(RemoteBackend, SearchContract):
+class TestRemoteUsageIndex(RemoteBackend, UsageIndexContract):
+    pass
+
+
+class TestRemoteSearchIndex(RemoteBackend, SearchIndexContract):
     pass
 
 
 class TestRemoteChangeFeed(RemoteBackend, ChangeFeedContract):
     pass
+
+
+async def test_the_client_has_the_served_roles_and_no_others() -> None:
+    remote = RemoteRecorder("http://127.0.0.1:9", "token")
+    try:
+        for role in (ThreadLog, LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
+            assert isinstance(remote, role), role.__name__
+        assert not isinstance(remote, ArchiveLedger)
+        assert not isinstance(remote, FileLog)
+        assert not hasattr(remote, "record_file_changes")
+        assert not hasattr(remote, "commit_archive")
+    finally:
+        await remote.close()

@@ -1,69 +1,78 @@
+"""Every role's contract on SQLite, which has them all, on a file and in memory."""
+
 from pathlib import Path
 
+from tests.contract.archive_suite import ArchiveLedgerContract
 from tests.contract.feed_suite import ChangeFeedContract
-from tests.contract.files_suite import FileChangeContract
-from tests.contract.lifecycle_suite import LifecycleContract
-from tests.contract.relations_suite import RelationsContract
-from tests.contract.search_suite import SearchContract
-from tests.contract.suite import RecorderContract
-from threadline.recorders import SqliteRecorder, ThreadRecorder
+from tests.contract.filelog_suite import FileLogContract
+from tests.contract.links_suite import LinkIndexContract
+from tests.contract.search_suite import SearchIndexContract
+from tests.contract.suite import ThreadLogContract
+from tests.contract.usage_suite import UsageIndexContract
+from threadline.recorders import SqliteRecorder
 
 
-class TestSqliteFileRecorder(RecorderContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+class SqliteFile:
+    async def make_recorder(self, tmp_path: Path) -> SqliteRecorder:
         return SqliteRecorder(tmp_path / "threads.db")
 
 
-class TestSqliteMemoryRecorder(RecorderContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+class SqliteMemory:
+    async def make_recorder(self, tmp_path: Path) -> SqliteRecorder:
         return SqliteRecorder(":memory:")
 
 
-class TestSqliteFileLifecycle(LifecycleContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return SqliteRecorder(tmp_path / "threads.db")
+class TestSqliteFileThreadLog(SqliteFile, ThreadLogContract):
+    pass
 
 
-class TestSqliteMemoryLifecycle(LifecycleContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return SqliteRecorder(":memory:")
+class TestSqliteFileArchiveLedger(SqliteFile, ArchiveLedgerContract):
+    pass
 
 
-class TestSqliteFileRelations(RelationsContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return SqliteRecorder(tmp_path / "threads.db")
+class TestSqliteFileLinkIndex(SqliteFile, LinkIndexContract):
+    pass
 
 
-class TestSqliteMemoryRelations(RelationsContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return SqliteRecorder(":memory:")
+class TestSqliteFileUsageIndex(SqliteFile, UsageIndexContract):
+    pass
 
 
-class TestSqliteFileSearch(SearchContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return SqliteRecorder(tmp_path / "threads.db")
+class TestSqliteFileSearchIndex(SqliteFile, SearchIndexContract):
+    pass
 
 
-class TestSqliteMemorySearch(SearchContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return SqliteRecorder(":memory:")
+class TestSqliteFileFileLog(SqliteFile, FileLogContract):
+    pass
 
 
-class TestSqliteFileFileChanges(FileChangeContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return SqliteRecorder(tmp_path / "threads.db")
+class TestSqliteFileChangeFeed(SqliteFile, ChangeFeedContract):
+    pass
 
 
-class TestSqliteMemoryFileChanges(FileChangeContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return SqliteRecorder(":memory:")
+class TestSqliteMemoryThreadLog(SqliteMemory, ThreadLogContract):
+    pass
 
 
-class TestSqliteFileChangeFeed(ChangeFeedContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return SqliteRecorder(tmp_path / "threads.db")
+class TestSqliteMemoryArchiveLedger(SqliteMemory, ArchiveLedgerContract):
+    pass
 
 
-class TestSqliteMemoryChangeFeed(ChangeFeedContract):
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
-        return SqliteRecorder(":memory:")
+class TestSqliteMemoryLinkIndex(SqliteMemory, LinkIndexContract):
+    pass
+
+
+class TestSqliteMemoryUsageIndex(SqliteMemory, UsageIndexContract):
+    pass
+
+
+class TestSqliteMemorySearchIndex(SqliteMemory, SearchIndexContract):
+    pass
+
+
+class TestSqliteMemoryFileLog(SqliteMemory, FileLogContract):
+    pass
+
+
+class TestSqliteMemoryChangeFeed(SqliteMemory, ChangeFeedContract):
+    pass

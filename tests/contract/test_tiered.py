@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract.archive_suite import ArchiveLedgerContract
 from tests.contract.feed_suite import ChangeFeedContract
-from tests.contract.files_suite import FileChangeContract
-from tests.contract.lifecycle_suite import LifecycleContract
-from tests.contract.relations_suite import RelationsContract
-from tests.contract.search_suite import SearchContract
-from tests.contract.suite import RecorderContract
+from tests.contract.filelog_suite import FileLogContract
+from tests.contract.links_suite import LinkIndexContract
+from tests.contract.search_suite import SearchIndexContract
+from tests.contract.suite import ThreadLogContract
+from tests.contract.usage_suite import UsageIndexContract
 from tests.sync.conftest import Server
 from tests.sync.conftest import sync_server as sync_server  # the fixture, for RemoteTiers
-from threadline.recorders import SqliteRecorder, ThreadRecorder
+from threadline.recorders import SqliteRecorder
 from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.sync_state import THREAD_KINDS, ThreadKind
 from threadline.tiered import PersistencePolicy, TieredStore
@@ -31,17 +32,13 @@ ALL_LOCAL: dict[ThreadKind, PersistencePolicy] = {
 
 
 class DefaultTiers:
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+    async def make_recorder(self, tmp_path: Path) -> TieredStore:
         return TieredStore(SqliteRecorder(tmp_path / "threads.db"))
 
 
 class LocalTiers:
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+    async def make_recorder(self, tmp_path: Path) -> TieredStore:
         return TieredStore(SqliteRecorder(tmp_path / "threads.db"), policies=ALL_LOCAL)
-
-
-class TestTieredRecorder(DefaultTiers, RecorderContract):
-    pass
 
 
 class RemoteTiers:
@@ -49,16 +46,36 @@ class RemoteTiers:
     def _server(self, sync_server: Server) -> None:
         self.server = sync_server
 
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+    async def make_recorder(self, tmp_path: Path) -> TieredStore:
         remote = RemoteRecorder(self.server.url, await self.server.token())
         return TieredStore(SqliteRecorder(tmp_path / "threads.db"), remote=remote)
 
 
-class TestTieredRecorderWithRemote(RemoteTiers, RecorderContract):
+class TestTieredThreadLog(DefaultTiers, ThreadLogContract):
     pass
 
 
-class TestTieredRelationsWithRemote(RemoteTiers, RelationsContract):
+class TestTieredThreadLogWithRemote(RemoteTiers, ThreadLogContract):
+    pass
+
+
+class TestTieredLinkIndex(DefaultTiers, LinkIndexContract):
+    pass
+
+
+class TestTieredLinkIndexWithRemote(RemoteTiers, LinkIndexContract):
+    pass
+
+
+class TestTieredUsageIndex(DefaultTiers, UsageIndexContract):
+    pass
+
+
+class TestTieredUsageIndexWithRemote(RemoteTiers, UsageIndexContract):
+    pass
+
+
+class TestTieredSearchIndex(DefaultTiers, SearchIndexContract):
     pass
 
 
@@ -66,17 +83,9 @@ class TestTieredChangeFeed(DefaultTiers, ChangeFeedContract):
     pass
 
 
-class TestTieredRelations(DefaultTiers, RelationsContract):
+class TestTieredArchiveLedger(LocalTiers, ArchiveLedgerContract):
     pass
 
 
-class TestTieredSearch(DefaultTiers, SearchContract):
-    pass
-
-
-class TestTieredLifecycle(LocalTiers, LifecycleContract):
-    pass
-
-
-class TestTieredFileChanges(LocalTiers, FileChangeContract):
+class TestTieredFileLog(LocalTiers, FileLogContract):
     pass

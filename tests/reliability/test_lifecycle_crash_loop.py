@@ -150,7 +150,7 @@ async def test_kill_9_during_archive_and_restore_leaves_every_thread_once_and_wh
             else:
                 stored[thread_id] = await store.lifecycle.read_archived_log(entry)
         objects = await cold.keys()
-        pending = await store.recorder.pending_lifecycle()
+        pending = await store.lifecycle.recorder.pending_lifecycle()
     acks = [r for records in runs for r in records[1:]]
     with capsys.disabled():
         print(

@@ -1,7 +1,35 @@
-"""Storage backends behind one small contract, :class:`ThreadRecorder`."""
+"""Storage backends and the small roles they serve (:mod:`threadline.recorders.roles`).
 
-from threadline.recorders.base import RecordedDelta, ThreadRecorder, WriterLease
+:class:`ThreadRecorder` names a full backend (every role); the HTTP client
+has fewer roles (see :mod:`threadline.recorders.remote`).
+"""
+
+from threadline.recorders.base import (
+    ArchiveLedger,
+    ChangeFeed,
+    FileLog,
+    LinkIndex,
+    RecordedDelta,
+    SearchIndex,
+    ThreadLog,
+    ThreadRecorder,
+    UsageIndex,
+    WriterLease,
+)
 from threadline.recorders.memory import MemoryRecorder
 from threadline.recorders.sqlite import SqliteRecorder
 
-__all__ = ["MemoryRecorder", "RecordedDelta", "SqliteRecorder", "ThreadRecorder", "WriterLease"]
+__all__ = [
+    "ArchiveLedger",
+    "ChangeFeed",
+    "FileLog",
+    "LinkIndex",
+    "MemoryRecorder",
+    "RecordedDelta",
+    "SearchIndex",
+    "SqliteRecorder",
+    "ThreadLog",
+    "ThreadRecorder",
+    "UsageIndex",
+    "WriterLease",
+]

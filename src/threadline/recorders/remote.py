@@ -1,4 +1,4 @@
-"""RemoteRecorder: the recorder contract over the sync server's HTTP API (httpx).
+"""RemoteRecorder: the storage roles a sync server serves over its HTTP API (httpx).
 
 One recorder is one workspace: the one the token belongs to. Appends are
 pushes (``POST /v1/threads/{id}/deltas``), so the server decides version
@@ -16,9 +16,11 @@ Archiving runs on the server, next to its storage and its cold storage:
 :meth:`RemoteRecorder.archive_on_server` and :meth:`RemoteRecorder.restore_on_server`
 ask it to (``POST /v1/archive``, ``/v1/threads/{id}/restore``), and the server
 restores an archived thread by itself when it is pushed to or its deltas or
-messages are read. The contract's low-level lifecycle methods and file change
-tracking (file logs are not synced) are not offered over HTTP: those methods
-raise :class:`RemoteRefused`.
+messages are read. The client therefore has the roles the server offers
+over HTTP (the thread log, links, usage, search, the change feed) and not
+the archive ledger or the file log (file logs are not synced): the type
+checker refuses those on it, and a :class:`~threadline.store.ThreadStore`
+over it raises :class:`~threadline.errors.RoleUnavailable` for them.
 Writer leases are this client's own: across machines, the server's version
 check is what keeps writers apart.
 """
@@ -45,23 +47,18 @@ from threadline.errors import (
     VersionConflict,
     WriterBusy,
 )
-from threadline.filelog import (
-    ContentUsage,
-    FileChange,
-    FileRollback,
-    NewFileChange,
-    NewRollback,
-    StoredContent,
-)
-from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead
-from threadline.recorders.base import (
+from threadline.model import Message, Thread, ThreadHead
+from threadline.recorders.roles import (
     Append,
     Change,
+    ChangeFeed,
     LinkGraph,
+    LinkIndex,
     RecordedDelta,
+    SearchIndex,
     ThreadLink,
-    ThreadRecorder,
     UsageGroup,
+    UsageIndex,
     WriterLease,
 )
 from threadline.search import SearchHit
@@ -86,8 +83,11 @@ def _path(thread_id: str) -> str:
     return "/v1/threads/" + quote(thread_id, safe="")
 
 
-class RemoteRecorder(ThreadRecorder):
-    """The threads of the token's workspace on a sync server at ``base_url``."""
+class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
+    """The threads of the token's workspace on a sync server at ``base_url``.
+
+    Its roles are the thread log, the link, usage and search indexes and the
+    change feed; it has no :class:`ArchiveLedger` and no :class:`FileLog`."""
 
     def __init__(
         self,
@@ -429,85 +429,6 @@ class RemoteRecorder(ThreadRecorder):
         if response.status_code != 200:
             raise RemoteRefused(self.location, response.status_code, _message(response))
         return wire.RestoreResult.model_validate_json(response.content).thread_ids
-
-    # -- what the server does not offer -------------------------------------------------
-
-    def _unsupported(self, what: str) -> RemoteRefused:
-        return RemoteRefused(
-            self.location, 501, f"{what} runs on the server, next to its storage, not over HTTP"
-        )
-
-    async def begin_lifecycle(self, op: LifecycleOp) -> None:
-        raise self._unsupported("archiving")
-
-    async def end_lifecycle(self, op_id: str) -> bool:
-        raise self._unsupported("archiving")
-
-    async def pending_lifecycle(self) -> list[LifecycleOp]:
-        raise self._unsupported("archiving")
-
-    async def commit_archive(self, op_id: str, entries: Sequence[ArchivedThread]) -> None:
-        raise self._unsupported("archiving")
-
-    async def commit_restore(
-        self, logs: Sequence[Sequence[RecordedDelta]], op: LifecycleOp
-    ) -> list[ThreadHead]:
-        raise self._unsupported("restoring")
-
-    async def archived(self, thread_id: str) -> ArchivedThread | None:
-        raise self._unsupported("archiving")
-
-    async def list_archived(
-        self, *, limit: int, after: tuple[int, str] | None = None
-    ) -> list[ArchivedThread]:
-        raise self._unsupported("archiving")
-
-    async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
-        raise self._unsupported("rebuilding a snapshot")
-
-    async def record_file_changes(
-        self,
-        thread_id: str,
-        changes: Sequence[NewFileChange],
-        contents: Sequence[StoredContent],
-        *,
-        rollback: NewRollback | None = None,
-    ) -> list[FileChange]:
-        raise self._unsupported("file change tracking")
-
-    async def file_changes(
-        self,
-        thread_id: str,
-        *,
-        operation_id: str | None = None,
-        since_version: int | None = None,
-    ) -> list[FileChange]:
-        raise self._unsupported("file change tracking")
-
-    async def file_reverts(self, thread_id: str, seqs: Sequence[int]) -> list[FileChange]:
-        raise self._unsupported("file change tracking")
-
-    async def latest_file_changes(
-        self, thread_id: str, paths: Sequence[str]
-    ) -> dict[str, FileChange]:
-        raise self._unsupported("file change tracking")
-
-    async def content_chain(self, content_hash: str) -> list[StoredContent]:
-        raise self._unsupported("file change tracking")
-
-    async def content_depths(self, hashes: Sequence[str]) -> dict[str, int]:
-        raise self._unsupported("file change tracking")
-
-    async def content_usage(self) -> ContentUsage:
-        raise self._unsupported("file change tracking")
-
-    async def file_rollbacks(
-        self, thread_id: str, *, unfinished: bool = False
-    ) -> list[FileRollback]:
-        raise self._unsupported("file change tracking")
-
-    async def finish_rollback(self, thread_id: str, operation_id: str) -> None:
-        raise self._unsupported("file change tracking")
 
     # -- leases and lifecycle -------------------------------------------------------
 

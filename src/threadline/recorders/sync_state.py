@@ -28,7 +28,7 @@ from typing import Literal
 
 from threadline.deltas import Delta, ThreadCreate
 from threadline.model import Thread, ThreadHead
-from threadline.recorders.base import ThreadRecorder
+from threadline.recorders.base import ThreadLog, ThreadRecorder
 
 ThreadKind = Literal["main", "summary", "subagent"]
 THREAD_KINDS: tuple[ThreadKind, ...] = ("main", "summary", "subagent")
@@ -129,8 +129,10 @@ recorded (also when a local change raced the append: the push merges it);
 pending local changes, so it is kept and will be pushed again whole."""
 
 
-class SyncLedger(abc.ABC):
-    """The sync state of a local recorder's threads (see the module docstring)."""
+class SyncLedger(ThreadLog):
+    """The sync ledger role: the sync state of a local recorder's threads (see
+    the module docstring). What the :class:`~threadline.sync.service.SyncService`
+    needs of its local store."""
 
     @abc.abstractmethod
     async def sync_pending(self) -> list[SyncState]:

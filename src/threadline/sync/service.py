@@ -63,9 +63,9 @@ from threadline.merge import merge_deltas
 from threadline.recorders.base import Change
 from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.sync_state import (
-    LocalRecorder,
     PulledThread,
     SyncFailure,
+    SyncLedger,
     SyncState,
     SyncUpdate,
     ThreadKind,
@@ -181,7 +181,7 @@ class SyncService:
 
     def __init__(
         self,
-        local: LocalRecorder,
+        local: SyncLedger,
         remote: RemoteRecorder,
         *,
         kinds: Mapping[ThreadKind, RemoteSync | None] = DEFAULT_REMOTE,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from threadline.recorders.base import ThreadRecorder
+from threadline.recorders.base import ThreadLog
 from threadline.recorders.sync_state import SyncLedger, SyncState, ThreadKind
 from threadline.sync.service import DEFAULT_REMOTE, RemoteSync
 
@@ -69,7 +69,7 @@ def status_text(state: SyncState) -> str:
 
 
 async def sync_statuses(
-    recorder: ThreadRecorder,
+    recorder: ThreadLog,
     thread_ids: Sequence[str],
     kinds: Mapping[ThreadKind, RemoteSync | None] = DEFAULT_REMOTE,
 ) -> dict[str, str]:

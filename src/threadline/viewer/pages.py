@@ -22,7 +22,7 @@ from threadline.auth import authenticate
 from threadline.cli.render import describe_delta
 from threadline.errors import OperationNotFound, ThreadArchived, ThreadNotFound
 from threadline.model import Message, ThreadHead, ThreadPage
-from threadline.recorders.base import RecordedDelta
+from threadline.recorders.base import ArchiveLedger, RecordedDelta
 from threadline.recorders.workspaces import Workspaces
 from threadline.relations import ThreadTree
 from threadline.viewer.render import (
@@ -373,6 +373,8 @@ async def _list_heads(
     store = viewer.store
     if status == "archived":
         key = None if after is None else (after.last_activity, after.thread_id)
+        if not isinstance(store.recorder, ArchiveLedger):
+            return [], None  # a backend without an archive ledger archives nothing
         entries = await store.recorder.list_archived(limit=LIST_SIZE + 1, after=key)
         heads = [entry.head for entry in entries]
         more = len(heads) > LIST_SIZE

@@ -1,5 +1,6 @@
-"""File changes, part of the recorder contract: every backend stores the file log,
-its contents (once per hash) and the rollback journal the same way.
+"""The contract of the :class:`~threadline.recorders.roles.FileLog` role: every
+backend that has it stores the file log, its contents (once per hash) and the
+rollback journal the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from threadline.filelog import (
     StoredContent,
 )
 from threadline.model import Message
-from threadline.recorders.base import ThreadRecorder
+from threadline.recorders.roles import FileLog
 
 ONE = encode(b"one\n" * 100)
 TWO = encode(b"one\n" * 99 + b"two\n", base=b"one\n" * 100, base_hash=ONE.hash, base_depth=0)
@@ -54,20 +55,20 @@ def change(
     )
 
 
-class FileChangeContract(abc.ABC):
+class FileLogContract(abc.ABC):
     @abc.abstractmethod
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+    async def make_recorder(self, tmp_path: Path) -> FileLog:
         """A fresh, empty recorder of the backend under test."""
 
     @pytest.fixture
-    async def recorder(self, tmp_path: Path) -> AsyncIterator[ThreadRecorder]:
+    async def recorder(self, tmp_path: Path) -> AsyncIterator[FileLog]:
         recorder = await self.make_recorder(tmp_path)
         await recorder.append("T-1", 0, [ThreadCreate(id="T-1", created=1)])
         yield recorder
         await recorder.close()
 
     async def test_changes_are_numbered_and_stamped_with_the_thread_version(
-        self, recorder: ThreadRecorder
+        self, recorder: FileLog
     ) -> None:
         first = await recorder.record_file_changes(
             "T-1", [change("op-1", "a.txt", None, ONE)], [ONE]
@@ -88,12 +89,12 @@ class FileChangeContract(abc.ABC):
         assert await recorder.file_changes("T-1", since_version=2) == second
         assert await recorder.file_changes("T-none") == []
 
-    async def test_unknown_thread_raises_thread_not_found(self, recorder: ThreadRecorder) -> None:
+    async def test_unknown_thread_raises_thread_not_found(self, recorder: FileLog) -> None:
         with pytest.raises(ThreadNotFound):
             await recorder.record_file_changes("T-none", [change("op", "a", None, ONE)], [ONE])
         assert (await recorder.content_usage()).contents == 0
 
-    async def test_each_content_is_stored_once(self, recorder: ThreadRecorder) -> None:
+    async def test_each_content_is_stored_once(self, recorder: FileLog) -> None:
         await recorder.record_file_changes("T-1", [change("op-1", "a", None, ONE)], [ONE])
         await recorder.record_file_changes("T-1", [change("op-2", "b", None, ONE)], [ONE])
         usage = await recorder.content_usage()
@@ -101,7 +102,7 @@ class FileChangeContract(abc.ABC):
         assert await recorder.content_depths([ONE.hash, TWO.hash]) == {ONE.hash: 0}
 
     async def test_a_change_naming_an_unstored_content_writes_nothing(
-        self, recorder: ThreadRecorder
+        self, recorder: FileLog
     ) -> None:
         with pytest.raises(ContentMissing) as raised:
             await recorder.record_file_changes(
@@ -111,9 +112,7 @@ class FileChangeContract(abc.ABC):
         assert await recorder.file_changes("T-1") == []
         assert (await recorder.content_usage()).contents == 0
 
-    async def test_a_delta_chain_is_read_down_to_its_full_copy(
-        self, recorder: ThreadRecorder
-    ) -> None:
+    async def test_a_delta_chain_is_read_down_to_its_full_copy(self, recorder: FileLog) -> None:
         await recorder.record_file_changes(
             "T-1", [change("op", "a", None, ONE), change("op", "a", ONE, TWO)], [ONE, TWO]
         )
@@ -125,7 +124,7 @@ class FileChangeContract(abc.ABC):
         assert decode_chain(chain, {}) == b"one\n" * 99 + b"two\n"
         assert await recorder.content_chain("0" * 64) == []
 
-    async def test_reverts_are_followed_transitively(self, recorder: ThreadRecorder) -> None:
+    async def test_reverts_are_followed_transitively(self, recorder: FileLog) -> None:
         await recorder.record_file_changes(
             "T-1",
             [
@@ -143,7 +142,7 @@ class FileChangeContract(abc.ABC):
         changes = await recorder.file_changes("T-1")
         assert changes[3].reverts == (3,)
 
-    async def test_latest_change_of_each_path(self, recorder: ThreadRecorder) -> None:
+    async def test_latest_change_of_each_path(self, recorder: FileLog) -> None:
         await recorder.record_file_changes(
             "T-1",
             [
@@ -157,7 +156,7 @@ class FileChangeContract(abc.ABC):
         assert {path: c.seq for path, c in latest.items()} == {"a": 3, "b": 2}
 
     async def test_rollback_journal_opens_with_its_changes_and_finishes(
-        self, recorder: ThreadRecorder
+        self, recorder: FileLog
     ) -> None:
         await recorder.record_file_changes("T-1", [change("op", "a", None, ONE)], [ONE])
         await recorder.record_file_changes(
@@ -186,7 +185,7 @@ class FileChangeContract(abc.ABC):
             )
 
     async def test_deleting_a_thread_drops_its_file_log_and_unshared_contents(
-        self, recorder: ThreadRecorder
+        self, recorder: FileLog
     ) -> None:
         await recorder.append("T-2", 0, [ThreadCreate(id="T-2", created=2)])
         await recorder.record_file_changes(
@@ -205,7 +204,7 @@ class FileChangeContract(abc.ABC):
         assert await recorder.delete("T-2")
         assert await recorder.content_usage() == ContentUsage(0, 0, 0)
 
-    async def test_closed_recorder_refuses_file_work(self, recorder: ThreadRecorder) -> None:
+    async def test_closed_recorder_refuses_file_work(self, recorder: FileLog) -> None:
         await recorder.close()
         with pytest.raises(StoreClosed):
             await recorder.file_changes("T-1")

@@ -1,6 +1,6 @@
-"""The lifecycle part of the recorder contract: archived metadata, whole-log
-restore and the records of operations in progress. Every backend subclasses
-:class:`LifecycleContract` beside its :class:`RecorderContract`."""
+"""The contract of the :class:`~threadline.recorders.roles.ArchiveLedger` role:
+archived metadata, whole-log restore, rebuilt snapshots and the records of
+lifecycle operations in progress."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.files_suite import ONE, change
+from tests.contract.filelog_suite import ONE, change
 from tests.contract.suite import msg, rich_message
 from threadline.deltas import (
     ChildLinkDelta,
@@ -23,7 +23,7 @@ from threadline.deltas import (
 )
 from threadline.errors import InvalidDelta, ThreadExists, ThreadNotFound, VersionConflict
 from threadline.model import ArchivedObject, ArchivedThread, LifecycleOp, ThreadHead
-from threadline.recorders.base import RecordedDelta, ThreadRecorder
+from threadline.recorders.roles import ArchiveLedger, ChangeFeed, FileLog, RecordedDelta
 
 
 def object_of(head: ThreadHead, key: str = "threads/k") -> ArchivedObject:
@@ -44,19 +44,19 @@ def entry_of(head: ThreadHead, archived_at: int = 9_000) -> ArchivedThread:
     )
 
 
-class LifecycleContract(abc.ABC):
+class ArchiveLedgerContract(abc.ABC):
     @abc.abstractmethod
-    async def make_recorder(self, tmp_path: Path) -> ThreadRecorder:
+    async def make_recorder(self, tmp_path: Path) -> ArchiveLedger:
         """A fresh, empty recorder of the backend under test."""
 
     @pytest.fixture
-    async def recorder(self, tmp_path: Path) -> AsyncIterator[ThreadRecorder]:
+    async def recorder(self, tmp_path: Path) -> AsyncIterator[ArchiveLedger]:
         recorder = await self.make_recorder(tmp_path)
         yield recorder
         await recorder.close()
 
     async def create(
-        self, recorder: ThreadRecorder, thread_id: str = "T-1", messages: int = 3
+        self, recorder: ArchiveLedger, thread_id: str = "T-1", messages: int = 3
     ) -> list[RecordedDelta]:
         log: list[Delta] = [ThreadCreate(id=thread_id, title="first", created=500)]
         log += [MessageDelta.of(msg(i)) for i in range(messages)]
@@ -68,7 +68,7 @@ class LifecycleContract(abc.ABC):
         )
         return await recorder.deltas(thread_id)
 
-    async def archive(self, recorder: ThreadRecorder, *thread_ids: str) -> list[ArchivedThread]:
+    async def archive(self, recorder: ArchiveLedger, *thread_ids: str) -> list[ArchivedThread]:
         heads = [await recorder.head(thread_id) for thread_id in thread_ids]
         assert all(heads)
         entries = [entry_of(head) for head in heads if head is not None]
@@ -78,7 +78,7 @@ class LifecycleContract(abc.ABC):
 
     # -- operation records -----------------------------------------------------
 
-    async def test_lifecycle_ops_are_recorded_until_ended(self, recorder: ThreadRecorder) -> None:
+    async def test_lifecycle_ops_are_recorded_until_ended(self, recorder: ArchiveLedger) -> None:
         await self.create(recorder)
         head = await recorder.head("T-1")
         assert head is not None
@@ -93,7 +93,7 @@ class LifecycleContract(abc.ABC):
     # -- archiving -------------------------------------------------------------
 
     async def test_commit_archive_replaces_the_thread_by_its_metadata(
-        self, recorder: ThreadRecorder
+        self, recorder: ArchiveLedger
     ) -> None:
         await self.create(recorder)
         await self.create(recorder, "T-2")
@@ -109,7 +109,7 @@ class LifecycleContract(abc.ABC):
         assert await recorder.list_archived(limit=10) == [entry]
 
     async def test_commit_archive_at_a_stale_version_changes_nothing(
-        self, recorder: ThreadRecorder
+        self, recorder: ArchiveLedger
     ) -> None:
         await self.create(recorder)
         head = await recorder.head("T-1")
@@ -125,7 +125,7 @@ class LifecycleContract(abc.ABC):
         assert await recorder.pending_lifecycle() == [op]
 
     async def test_commit_archive_is_all_or_nothing_across_threads(
-        self, recorder: ThreadRecorder
+        self, recorder: ArchiveLedger
     ) -> None:
         await self.create(recorder)
         head = await recorder.head("T-1")
@@ -136,7 +136,7 @@ class LifecycleContract(abc.ABC):
         assert await recorder.head("T-1") == head
         assert await recorder.archived("T-1") is None
 
-    async def test_an_archived_id_stays_taken(self, recorder: ThreadRecorder) -> None:
+    async def test_an_archived_id_stays_taken(self, recorder: ArchiveLedger) -> None:
         await self.create(recorder)
         await self.archive(recorder, "T-1")
         with pytest.raises(ThreadExists):
@@ -145,33 +145,39 @@ class LifecycleContract(abc.ABC):
             await recorder.append("T-1", 6, [TitleDelta(value="x")])
 
     async def test_archiving_is_not_a_change_and_restoring_is(
-        self, recorder: ThreadRecorder
+        self, recorder: ArchiveLedger
     ) -> None:
+        if not isinstance(recorder, ChangeFeed):
+            pytest.skip(f"{type(recorder).__name__} has no change feed")
+        feed = recorder
         log = await self.create(recorder)
         await self.create(recorder, "T-2")
-        cursor = (await recorder.changes_since(0, limit=100))[-1].cursor
+        cursor = (await feed.changes_since(0, limit=100))[-1].cursor
         await self.archive(recorder, "T-1")
-        assert await recorder.changes_since(cursor, limit=100) == []  # no tombstone
+        assert await feed.changes_since(cursor, limit=100) == []  # no tombstone
         restore = LifecycleOp(id="op-r", kind="restore", started=5, objects=())
         await recorder.commit_restore([log], restore)
-        [restored] = await recorder.changes_since(cursor, limit=100)
+        [restored] = await feed.changes_since(cursor, limit=100)
         assert (restored.thread_id, restored.v, restored.deleted) == ("T-1", len(log), False)
 
-    async def test_archiving_keeps_the_file_log(self, recorder: ThreadRecorder) -> None:
+    async def test_archiving_keeps_the_file_log(self, recorder: ArchiveLedger) -> None:
+        if not isinstance(recorder, FileLog):
+            pytest.skip(f"{type(recorder).__name__} has no file log")
+        files = recorder
         log = await self.create(recorder)
-        recorded = await recorder.record_file_changes(
+        recorded = await files.record_file_changes(
             "T-1", [change("op-1", "a.txt", None, ONE)], [ONE]
         )
         await self.archive(recorder, "T-1")
-        assert await recorder.file_changes("T-1") == recorded
-        assert [c.hash for c in await recorder.content_chain(ONE.hash)] == [ONE.hash]
+        assert await files.file_changes("T-1") == recorded
+        assert [c.hash for c in await files.content_chain(ONE.hash)] == [ONE.hash]
         with pytest.raises(ThreadNotFound):
-            await recorder.record_file_changes("T-1", [change("op-2", "b.txt", None, ONE)], [])
+            await files.record_file_changes("T-1", [change("op-2", "b.txt", None, ONE)], [])
         restore = LifecycleOp(id="op-r", kind="restore", started=5, objects=())
         await recorder.commit_restore([log], restore)
-        assert await recorder.file_changes("T-1") == recorded
+        assert await files.file_changes("T-1") == recorded
 
-    async def test_list_archived_pages_by_newest_activity(self, recorder: ThreadRecorder) -> None:
+    async def test_list_archived_pages_by_newest_activity(self, recorder: ArchiveLedger) -> None:
         for i in range(4):
             await recorder.append(f"T-{i}", 0, [ThreadCreate(id=f"T-{i}", created=100 + i)])
         await self.archive(recorder, "T-0", "T-1", "T-2", "T-3")
@@ -183,7 +189,7 @@ class LifecycleContract(abc.ABC):
 
     # -- restoring -------------------------------------------------------------
 
-    async def test_commit_restore_puts_the_log_back_exactly(self, recorder: ThreadRecorder) -> None:
+    async def test_commit_restore_puts_the_log_back_exactly(self, recorder: ArchiveLedger) -> None:
         log = await self.create(recorder)
         head = await recorder.head("T-1")
         thread = await recorder.load("T-1")
@@ -206,7 +212,7 @@ class LifecycleContract(abc.ABC):
         assert after.v == len(log) + 1
 
     async def test_commit_restore_refuses_what_is_not_archived_and_changes_nothing(
-        self, recorder: ThreadRecorder
+        self, recorder: ArchiveLedger
     ) -> None:
         log = await self.create(recorder)
         other = await self.create(recorder, "T-2")
@@ -226,7 +232,7 @@ class LifecycleContract(abc.ABC):
         assert await recorder.pending_lifecycle() == []
 
     async def test_restore_brings_linked_threads_back_together(
-        self, recorder: ThreadRecorder
+        self, recorder: ArchiveLedger
     ) -> None:
         parent = await self.create(recorder, "T-p")
         await recorder.append("T-c", 0, [ThreadCreate(id="T-c", parent_thread_id="T-p")])
@@ -243,7 +249,7 @@ class LifecycleContract(abc.ABC):
     # -- snapshots ---------------------------------------------------------------
 
     async def test_rebuild_snapshot_recomputes_the_same_head_and_messages(
-        self, recorder: ThreadRecorder
+        self, recorder: ArchiveLedger
     ) -> None:
         log = await self.create(recorder)
         head = await recorder.head("T-1")
