@@ -25,6 +25,7 @@ from threadline.errors import (
     PathOutsideWorkspace,
     RemoteRefused,
     RemoteUnavailable,
+    RoleUnavailable,
     RollbackInterrupted,
     StoreBusy,
     StoreClosed,
@@ -71,6 +72,7 @@ NOT_ANSWERED = {
     # A local store's features that no route reaches:
     ThreadArchived,  # the server restores an archived thread instead
     InvalidModification,  # ThreadWriter's; would answer as its parent, InvalidDelta
+    RoleUnavailable,  # a server's backends have every role
     threadline.store.VersionNotFound,
     NoWorkingDirectory,
     PathOutsideWorkspace,
