@@ -34,6 +34,7 @@ from threadline.errors import (
     VersionConflict,
 )
 from threadline.model import Message, ThreadHead, Usage
+from threadline.planner import DerivedRows, LinkRow
 from threadline.recorders.memory import MemoryRecorder
 from threadline.recorders.postgres import PostgresRecorder
 from threadline.recorders.sqlite import SqliteRecorder
@@ -267,8 +268,10 @@ async def _step(recorder: Recorder, step: tuple[Any, ...]) -> object:
     return await recorder.rebuild_snapshot(args[0])
 
 
-def _same_rows(dsn: str, script: list[tuple[Any, ...]]) -> None:
-    async def run() -> None:
+def _same_rows(dsn: str, script: list[tuple[Any, ...]]) -> DerivedRows:
+    """The derived rows every backend ends with; asserts they are all the same."""
+
+    async def run() -> DerivedRows:
         memory = MemoryRecorder()
         sqlite = SqliteRecorder(":memory:")
         postgres = await PostgresRecorder.connect(dsn, workspace=new_workspace(), max_size=2)
@@ -279,11 +282,12 @@ def _same_rows(dsn: str, script: list[tuple[Any, ...]]) -> None:
             rows = await memory.derived_rows()
             assert await sqlite.derived_rows() == rows
             assert await postgres.derived_rows() == rows
+            return rows
         finally:
             await sqlite.close()
             await postgres.close()
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -312,4 +316,14 @@ def test_backends_agree_on_a_busy_thread(postgres_dsn: str) -> None:
         ("rebuild", "a"),
         ("delete", "b"),
     ]
-    _same_rows(postgres_dsn, script)
+    rows = _same_rows(postgres_dsn, script)
+    assert set(rows.threads) == {"a"}
+    a = rows.threads["a"]
+    assert (a.head.v, a.head.title, a.head.message_count) == (10, "Beta", 3)
+    assert a.head.totals.cost_usd == 0.5
+    assert a.positions == ((0, 2), (1, 6), (2, 9))
+    assert [row.v for row in a.usage] == [2, 6]
+    assert a.links == frozenset({LinkRow("a", "b", "child")})
+    assert a.documents == ((2, "one"), (6, "four"), (9, "both"))
+    assert a.title_tokens == "beta"
+    assert rows.feed == (("a", 10, False), ("b", 3, True))

@@ -8,6 +8,7 @@ anything is stored, so a refused write leaves nothing behind.
 
 from __future__ import annotations
 
+import abc
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -178,19 +179,21 @@ class MemoryFileLog:
                 waiting.append(content.base)
 
 
-class MemoryFileMethods:
+class MemoryFileMethods(abc.ABC):
     """The file-log methods of :class:`~threadline.recorders.MemoryRecorder`,
     over a :class:`MemoryFileLog`. The recorder gives ``_check_open`` and
-    ``_version`` (a thread's version, or :class:`ThreadNotFound`)."""
+    ``_version``."""
 
     def __init__(self) -> None:
         self._files = MemoryFileLog()
 
+    @abc.abstractmethod
     def _check_open(self) -> None:
-        raise NotImplementedError
+        """Raise :class:`StoreClosed` if the recorder is closed."""
 
+    @abc.abstractmethod
     def _version(self, thread_id: str) -> int:
-        raise NotImplementedError
+        """The thread's version, or :class:`ThreadNotFound`."""
 
     async def record_file_changes(
         self,
