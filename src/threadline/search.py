@@ -176,6 +176,27 @@ class SearchDocument:
                     found.append((number, start))
         return found
 
+    def hit(
+        self,
+        terms: Sequence[QueryTerm],
+        *,
+        thread_id: str,
+        message_id: str | None,
+        score: float,
+        thread_title: str | None,
+    ) -> SearchHit:
+        """This document as a search hit of ``terms`` (a title if ``message_id`` is None)."""
+        snippet, highlights = self.snippet(terms)
+        return SearchHit(
+            thread_id=thread_id,
+            message_id=message_id,
+            kind="title" if message_id is None else "message",
+            snippet=snippet,
+            highlights=highlights,
+            score=score,
+            thread_title=thread_title,
+        )
+
     def snippet(self, terms: Sequence[QueryTerm]) -> tuple[str, tuple[tuple[int, int], ...]]:
         """About :data:`SNIPPET_TOKENS` tokens around the first match, with highlights."""
         hits = sorted((where, len(term.tokens)) for term in terms for where in self.matches(term))

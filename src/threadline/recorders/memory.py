@@ -329,20 +329,16 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
                 ((thread_id, m.message.id), SearchDocument((m.content, m.tools)))
                 for m in entry.messages
             )
-        hits: list[SearchHit] = []
-        for score, (thread_id, message_id), document in bm25_rank(documents, terms)[:limit]:
-            snippet, highlights = document.snippet(terms)
-            hits.append(
-                SearchHit(
-                    thread_id=thread_id,
-                    message_id=message_id,
-                    kind="title" if message_id is None else "message",
-                    snippet=snippet,
-                    highlights=highlights,
-                    score=score,
-                    thread_title=self._threads[thread_id].head.title,
-                )
+        hits = [
+            document.hit(
+                terms,
+                thread_id=thread_id,
+                message_id=message_id,
+                score=score,
+                thread_title=self._threads[thread_id].head.title,
             )
+            for score, (thread_id, message_id), document in bm25_rank(documents, terms)[:limit]
+        ]
         return hits
 
     # -- lifecycle ------------------------------------------------------------

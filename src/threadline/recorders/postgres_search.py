@@ -67,21 +67,12 @@ async def search(
         average=(length / total) if total else 1.0,
         frequency=frequency,
     )
-    hits: list[SearchHit] = []
-    for score, (thread_id, message_id, title), document in ranked[:limit]:
-        snippet, highlights = document.snippet(terms)
-        hits.append(
-            SearchHit(
-                thread_id=thread_id,
-                message_id=message_id,
-                kind="title" if message_id is None else "message",
-                snippet=snippet,
-                highlights=highlights,
-                score=score,
-                thread_title=title,
-            )
+    return [
+        document.hit(
+            terms, thread_id=thread_id, message_id=message_id, score=score, thread_title=title
         )
-    return hits
+        for score, (thread_id, message_id, title), document in ranked[:limit]
+    ]
 
 
 async def derived_rows(conn: Connection, workspace: str) -> planner.DerivedRows:
