@@ -45,9 +45,9 @@ from _common import (
     summary,
 )
 from threadline import Message, ThreadStore
+from threadline.files.workdir import write_file
 from threadline.recorders.roles import file_log
 from threadline.recorders.sqlite import SqliteRecorder
-from threadline.workspace import write_file
 
 FILE_SIZE = 100_000
 _WORDS = [

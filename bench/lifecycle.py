@@ -37,8 +37,8 @@ from pathlib import Path
 
 from _common import Stopwatch, heading, human_bytes, line, message_stream, take
 from threadline import ThreadStore
-from threadline.archive import ColdStorage, compress, decompress
 from threadline.deltas import Delta, MessageDelta, ThreadCreate
+from threadline.lifecycle.archive import ColdStorage, compress, decompress
 from threadline.recorders import RecordedDelta
 from threadline.recorders.sqlite import SqliteRecorder
 

@@ -44,10 +44,10 @@ from threadline.auth import create_token
 from threadline.deltas import Delta, MessageDelta, ThreadCreate
 from threadline.ids import now_ms
 from threadline.model import Message
-from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.sqlite import SqliteRecorder
 from threadline.recorders.sqlite_workspaces import SqliteWorkspaces
 from threadline.sync import protocol as wire
+from threadline.sync.client import RemoteRecorder
 from threadline.sync.server import create_app
 from threadline.sync.service import SyncService, SyncSettings
 from threadline.testing import free_port

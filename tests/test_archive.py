@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from tests.strategies import logs, messages
 from threadline import Message, ThreadStore, Usage, WriterBusy
-from threadline.archive import ColdStorage, object_key, pack
 from threadline.deltas import ChildLinkDelta, Delta, MessageDelta, ThreadCreate, TitleDelta
 from threadline.errors import (
     ArchiveObjectCorrupt,
@@ -24,6 +23,7 @@ from threadline.errors import (
     VersionConflict,
 )
 from threadline.ids import now_ms
+from threadline.lifecycle.archive import ColdStorage, object_key, pack
 from threadline.model import LifecycleOp, Thread, ThreadHead
 from threadline.recorders import MemoryRecorder, RecordedDelta, SqliteRecorder, ThreadRecorder
 
@@ -413,7 +413,7 @@ async def test_open_recovers_and_logs_what_it_did(
     async with ThreadStore(SqliteRecorder(tmp_path / "t.db"), cold_storage=cold) as store:
         thread_id = await make_thread(store, "crashed")
         await interrupted_archive(store, thread_id, put=True)
-    with caplog.at_level("WARNING", logger="threadline.archive"):
+    with caplog.at_level("WARNING", logger="threadline.lifecycle.archive"):
         async with await ThreadStore.open(tmp_path / "t.db", archive_url=cold.url) as store:
             assert await store.archived_thread(thread_id) is not None
     assert f"recovery: finished the interrupted archive of {thread_id}" in caplog.messages

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from threadline import Message, ThreadStore
-from threadline.contents import content_hash
 from threadline.errors import (
     ContentCorrupt,
     InvalidFileChange,
@@ -21,10 +20,11 @@ from threadline.errors import (
     RollbackInterrupted,
     ThreadNotFound,
 )
-from threadline.filelog import NewFileChange
+from threadline.files.contents import content_hash
+from threadline.files.log import NewFileChange
+from threadline.files.rollback import RollbackReport
 from threadline.recorders import MemoryRecorder, SqliteRecorder
 from threadline.recorders.roles import file_log
-from threadline.rollback import RollbackReport
 
 
 @pytest.fixture

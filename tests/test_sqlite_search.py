@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from tests.strategies import logs
 from threadline import ThreadStore
-from threadline.archive import ColdStorage
 from threadline.deltas import (
     Delta,
     MessageDelta,
@@ -25,6 +24,7 @@ from threadline.deltas import (
     TruncateDelta,
     delta_to_json,
 )
+from threadline.lifecycle.archive import ColdStorage
 from threadline.model import Message, ToolCall, ToolResult
 from threadline.recorders import SqliteRecorder, sqlite_bodies, sqlite_schema, sqlite_search
 from threadline.recorders.sync_state import SyncUpdate

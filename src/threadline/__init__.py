@@ -1,6 +1,5 @@
 """threadline: versioned, durable storage for the conversation threads of AI coding agents."""
 
-from threadline.archive import ColdStorage
 from threadline.batch import CreateOp, DeleteOp, UpdateOp, WriteOutcome
 from threadline.costs import CostLine, CostReport
 from threadline.deltas import (
@@ -44,8 +43,10 @@ from threadline.errors import (
     WriterClosed,
 )
 from threadline.events import ThreadEvent
-from threadline.filelog import FileChange, FileState
-from threadline.files import FileDiff, FileOperation, ToolFiles
+from threadline.files.log import FileChange, FileState
+from threadline.files.rollback import FileOutcome, RollbackReport
+from threadline.files.tracking import FileDiff, FileOperation, ToolFiles
+from threadline.lifecycle.archive import ColdStorage
 from threadline.model import (
     ArchivedThread,
     Message,
@@ -60,7 +61,6 @@ from threadline.model import (
 )
 from threadline.relations import MissingThread, RelatedThreads, RootThread, ThreadTree, TreeNode
 from threadline.retry import with_retry
-from threadline.rollback import FileOutcome, RollbackReport
 from threadline.store import ThreadStore, VersionNotFound
 from threadline.writer import ThreadWriter
 

@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 THREAD_CREATED = "thread:created"
 THREAD_UPDATED = "thread:updated"
 THREAD_DELETED = "thread:deleted"
-THREAD_ARCHIVED = "thread:archived"  # moved to cold storage (threadline.archive)
+THREAD_ARCHIVED = "thread:archived"  # moved to cold storage (threadline.lifecycle.archive)
 THREAD_RESTORED = "thread:restored"  # back from cold storage, at the same version
 
 

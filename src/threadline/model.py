@@ -186,7 +186,7 @@ class ThreadHead(_ThreadFields):
 
     ``last_activity`` is the newest message timestamp, else ``created``.
     ``archived_at`` is set (ms) only on the metadata of a thread moved to cold
-    storage (see :mod:`threadline.archive`); an active head never has it.
+    storage (see :mod:`threadline.lifecycle.archive`); an active head never has it.
     """
 
     message_count: int = 0

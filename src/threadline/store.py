@@ -14,9 +14,7 @@ from typing import Self, TypeVar
 from pydantic import JsonValue
 
 from threadline import batch, costs, environment, relations
-from threadline.archive import ColdStorage, Lifecycle, Progress, default_cold_storage
 from threadline.deltas import Delta, MessageDelta, ThreadCreate, diff, fold
-from threadline.doctor import DoctorReport, run_doctor
 from threadline.errors import (
     StoreClosed,
     ThreadArchived,
@@ -34,9 +32,12 @@ from threadline.events import (
     EventBus,
     ThreadEvent,
 )
-from threadline.filelog import ChangeType, FileChange
-from threadline.files import FileOperation, FileTracker, ToolFiles
+from threadline.files.log import ChangeType, FileChange
+from threadline.files.rollback import RollbackReport
+from threadline.files.tracking import FileOperation, FileTracker, ToolFiles
 from threadline.ids import new_thread_id, now_ms
+from threadline.lifecycle.archive import ColdStorage, Lifecycle, Progress, default_cold_storage
+from threadline.lifecycle.doctor import DoctorReport, run_doctor
 from threadline.model import (
     ArchivedThread,
     Message,
@@ -55,7 +56,6 @@ from threadline.recorders.roles import (
     search_index,
 )
 from threadline.recorders.sqlite import SqliteRecorder, Synchronous
-from threadline.rollback import RollbackReport
 from threadline.search import SearchHit
 from threadline.writer import Modifier, ThreadWriter, call_modifier, message_delta
 
@@ -106,7 +106,7 @@ class ThreadStore:
         restore_on_read: bool = True,
     ) -> None:
         """``cold_storage`` is where archived threads go (a :class:`ColdStorage` or
-        a URL; default: see :func:`threadline.archive.default_cold_storage`).
+        a URL; default: see :func:`threadline.lifecycle.archive.default_cold_storage`).
         With ``restore_on_read=False`` reading an archived thread raises
         :class:`ThreadArchived` instead of restoring it.
 
@@ -435,7 +435,7 @@ class ThreadStore:
         self._closed = True
         await self.recorder.close()
 
-    # -- lifecycle: archive, restore, recovery, doctor (threadline.archive) --
+    # -- lifecycle: archive, restore, recovery, doctor (threadline.lifecycle.archive) --
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -535,7 +535,7 @@ class ThreadStore:
     async def doctor(self, *, repair: bool = False) -> DoctorReport:
         """Check heads against logs, totals against messages, relationship links,
         and archive objects against their metadata; with ``repair``, fix what can
-        be fixed (see :mod:`threadline.doctor`)."""
+        be fixed (see :mod:`threadline.lifecycle.doctor`)."""
         self._check_open()
         return await run_doctor(self.lifecycle, repair=repair)
 

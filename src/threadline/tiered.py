@@ -14,7 +14,7 @@ tier, are in :mod:`threadline.tiered_roles`):
   is evicted only after every cached copy of a local thread.
 - **local**: a :class:`~threadline.recorders.sync_state.LocalRecorder` (the
   SQLite recorder). A write is acknowledged once it is committed here.
-- **remote**: a :class:`~threadline.recorders.remote.RemoteRecorder`, reached
+- **remote**: a :class:`~threadline.sync.client.RemoteRecorder`, reached
   through the :class:`~threadline.sync.service.SyncService` queue (eventually
   consistent) and for reads that miss both tiers above.
 
@@ -64,7 +64,6 @@ from threadline.recorders.base import (
     WriterLease,
 )
 from threadline.recorders.memory import MemoryRecorder
-from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.sync_state import (
     LocalRecorder,
     PulledThread,
@@ -73,6 +72,7 @@ from threadline.recorders.sync_state import (
     thread_kind,
 )
 from threadline.search import SearchHit
+from threadline.sync.client import RemoteRecorder
 from threadline.sync.service import DEFAULT_REMOTE, RemoteSync, SyncService, SyncSettings
 from threadline.tiered_roles import TieredArchiveLedger, TieredFileLog
 

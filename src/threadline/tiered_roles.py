@@ -14,7 +14,7 @@ import abc
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from threadline.filelog import (
+from threadline.files.log import (
     ContentUsage,
     FileChange,
     FileRollback,

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from threadline.contents import decode_chain, encode
 from threadline.deltas import MessageDelta, ThreadCreate
 from threadline.errors import (
     ContentMissing,
@@ -20,7 +19,8 @@ from threadline.errors import (
     StoreClosed,
     ThreadNotFound,
 )
-from threadline.filelog import (
+from threadline.files.contents import decode_chain, encode
+from threadline.files.log import (
     ContentUsage,
     FileState,
     NewFileChange,

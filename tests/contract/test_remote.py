@@ -3,7 +3,7 @@ PostgreSQL (tests/pg.py), each test in a workspace of its own.
 
 The client has the thread log, the link, usage and search indexes and the
 change feed. Archiving and file tracking run on the server, not over HTTP (see
-threadline.recorders.remote): the client has no archive ledger and no file
+threadline.sync.client): the client has no archive ledger and no file
 log, so their suites cannot run here (the type checker refuses a
 ``make_recorder`` returning a RemoteRecorder for them).
 """
@@ -18,7 +18,6 @@ from tests.contract.search_suite import SearchIndexContract
 from tests.contract.suite import ThreadLogContract
 from tests.contract.usage_suite import UsageIndexContract
 from tests.pg import make_token, new_workspace
-from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.roles import (
     ArchiveLedger,
     ChangeFeed,
@@ -28,6 +27,7 @@ from threadline.recorders.roles import (
     ThreadLog,
     UsageIndex,
 )
+from threadline.sync.client import RemoteRecorder
 
 
 class RemoteBackend:

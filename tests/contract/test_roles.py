@@ -12,8 +12,8 @@ from mypy import api as mypy_api
 from tests.pg import make_token, new_workspace
 from threadline import Message, RoleUnavailable, ThreadNotFound, ThreadStore
 from threadline.recorders import MemoryRecorder
-from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.roles import ArchiveLedger, FileLog, file_log
+from threadline.sync.client import RemoteRecorder
 
 
 @pytest.fixture
@@ -80,8 +80,8 @@ def test_the_type_checker_refuses_a_role_the_backend_lacks(tmp_path: Path) -> No
             """
             from tests.contract.filelog_suite import FileLogContract
             from tests.contract.test_remote import RemoteBackend
-            from threadline.files import FileTracker
-            from threadline.recorders.remote import RemoteRecorder
+            from threadline.files.tracking import FileTracker
+            from threadline.sync.client import RemoteRecorder
 
 
             class TestRemoteFileLog(RemoteBackend, FileLogContract):  # a role it lacks

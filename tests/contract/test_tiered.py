@@ -22,8 +22,8 @@ from tests.contract.usage_suite import UsageIndexContract
 from tests.sync.conftest import Server
 from tests.sync.conftest import sync_server as sync_server  # the fixture, for RemoteTiers
 from threadline.recorders import SqliteRecorder
-from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.sync_state import THREAD_KINDS, ThreadKind
+from threadline.sync.client import RemoteRecorder
 from threadline.tiered import PersistencePolicy, TieredStore
 
 ALL_LOCAL: dict[ThreadKind, PersistencePolicy] = {

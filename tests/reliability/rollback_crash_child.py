@@ -11,7 +11,8 @@ import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from threadline import ThreadStore, workspace
+from threadline import ThreadStore
+from threadline.files import workdir
 
 READY = b"ready"
 WROTE = b"wrote"
@@ -24,7 +25,7 @@ def roll_back_until_killed(
 ) -> None:
     """Open the store, send ``READY``, then roll ``operation_id`` back, sending
     ``WROTE`` after each file it wrote or removed, and ``DONE`` at the end."""
-    write_file, remove_file = workspace.write_file, workspace.remove_file
+    write_file, remove_file = workdir.write_file, workdir.remove_file
 
     def reporting_write(real: Path, data: bytes, mode: int) -> None:
         write_file(real, data, mode)
@@ -34,8 +35,8 @@ def roll_back_until_killed(
         remove_file(real)
         acks.send_bytes(WROTE)
 
-    workspace.write_file = reporting_write
-    workspace.remove_file = reporting_remove
+    workdir.write_file = reporting_write
+    workdir.remove_file = reporting_remove
     try:
         asyncio.run(_roll_back(db_path, thread_id, operation_id, acks))
     except BaseException:

@@ -28,8 +28,8 @@ import pytest
 from tests.reliability import lifecycle_crash_child as child_module
 from tests.reliability.test_crash_loop import CHILD_TIMEOUT, forkserver, read_until_closed
 from threadline import Message, ThreadStore
-from threadline.archive import ColdStorage
 from threadline.deltas import ChildLinkDelta
+from threadline.lifecycle.archive import ColdStorage
 from threadline.recorders import RecordedDelta, SqliteRecorder
 
 ITERATIONS = int(os.environ.get("THREADLINE_LIFECYCLE_CRASH_ITERATIONS", "40"))

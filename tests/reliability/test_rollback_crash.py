@@ -24,7 +24,7 @@ import pytest
 from tests.reliability import rollback_crash_child as child
 from tests.reliability.test_crash_loop import CHILD_TIMEOUT, forkserver, read_until_closed
 from threadline import ThreadStore
-from threadline.workspace import TEMP_SUFFIX
+from threadline.files.workdir import TEMP_SUFFIX
 
 FILES = 48
 ROUNDS = int(os.environ.get("THREADLINE_ROLLBACK_CRASH_ROUNDS", "8"))

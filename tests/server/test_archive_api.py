@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tests.server.conftest import Api
 from tests.server.test_api import create_body, push_body
-from threadline.archive import ColdStorage, Lifecycle
 from threadline.deltas import ChildLinkDelta
+from threadline.lifecycle.archive import ColdStorage, Lifecycle
 
 
 async def test_an_archived_thread_answers_with_its_metadata_and_archived_true(

@@ -19,8 +19,8 @@ import pytest
 
 from tests.pg import ServerThread, make_token, new_workspace
 from tests.server.test_api import create_body, msg_delta, push_body
-from threadline.archive import decode_log, decompress
 from threadline.deltas import ChildLinkDelta
+from threadline.lifecycle.archive import decode_log, decompress
 from threadline.recorders.postgres import PostgresRecorder
 from threadline.sync.server import create_app
 

@@ -38,8 +38,8 @@ from threadline.errors import (
     WriterBusy,
     WriterClosed,
 )
-from threadline.recorders.remote import RemoteRecorder, _error_of
 from threadline.sync import protocol as wire
+from threadline.sync.client import RemoteRecorder, _error_of
 from threadline.sync.errors import WIRE_ERRORS, Answered, answer_of, error_of, row_of
 from threadline.sync.routes.batch import batch_result
 from threadline.sync.routes.handlers import install_handlers

@@ -15,9 +15,9 @@ import pytest
 
 from tests.pg import ServerThread, new_workspace
 from threadline.auth import create_token
-from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.sqlite import SqliteRecorder
 from threadline.recorders.sqlite_workspaces import SqliteWorkspaces
+from threadline.sync.client import RemoteRecorder
 from threadline.sync.server import create_app
 from threadline.sync.service import Backoff, SyncSettings
 from threadline.tiered import TieredStore

@@ -23,7 +23,7 @@ from tests.sync.conftest import FakeClock, FaultyTransport, Server, replica
 from threadline.deltas import Delta, MessageDelta, ThreadCreate, TitleDelta, TruncateDelta
 from threadline.errors import RemoteUnavailable
 from threadline.model import Message
-from threadline.recorders.remote import RemoteRecorder
+from threadline.sync.client import RemoteRecorder
 from threadline.tiered import TieredStore
 
 SEEDS = range(int(os.environ.get("THREADLINE_CHAOS_SEEDS", "100")))

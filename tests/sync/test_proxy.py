@@ -21,7 +21,7 @@ from tests.sync.conftest import FakeClock, Server, replica, start_server
 from threadline.deltas import MessageDelta, ThreadCreate
 from threadline.ids import now_ms
 from threadline.model import Message
-from threadline.recorders.remote import RemoteRecorder
+from threadline.sync.client import RemoteRecorder
 from threadline.sync.service import Backoff, SyncSettings
 from threadline.tiered import TieredStore
 

@@ -14,7 +14,7 @@ import zstandard
 from tests.sync.conftest import FakeClock, Server, replica
 from threadline.deltas import MessageDelta, ThreadCreate, TitleDelta
 from threadline.model import Message
-from threadline.recorders.remote import RemoteRecorder
+from threadline.sync.client import RemoteRecorder
 from threadline.tiered import TieredStore
 
 

@@ -14,8 +14,8 @@ from rich.text import Text
 
 from threadline.cli.commands import Settings, console, json_option, print_json, run
 from threadline.cli.render import when
-from threadline.files import FileOperation
-from threadline.rollback import RollbackReport
+from threadline.files.rollback import RollbackReport
+from threadline.files.tracking import FileOperation
 
 _STATUS_STYLES = {
     "done": "green",

@@ -33,9 +33,9 @@ from rich.text import Text
 
 from threadline.cli.commands import Settings, console, json_option, print_json, run
 from threadline.cli.render import print_one_line_table
-from threadline.doctor import DoctorReport
-from threadline.recorders.remote import RemoteRecorder
+from threadline.lifecycle.doctor import DoctorReport
 from threadline.store import ThreadStore
+from threadline.sync.client import RemoteRecorder
 
 _T = TypeVar("_T")
 

@@ -13,9 +13,9 @@ import asyncio
 import click
 
 from threadline.cli.commands import Settings, console, json_option, print_json
-from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.sqlite import SqliteRecorder
 from threadline.store import default_db_path
+from threadline.sync.client import RemoteRecorder
 from threadline.sync.service import SyncReport, SyncService, SyncSettings
 from threadline.sync.status import SyncConfig, config_path
 

@@ -1,7 +1,7 @@
 """Storage backends and the small roles they serve (:mod:`threadline.recorders.roles`).
 
 :class:`ThreadRecorder` names a full backend (every role); the HTTP client
-has fewer roles (see :mod:`threadline.recorders.remote`).
+has fewer roles (see :mod:`threadline.sync.client`).
 """
 
 from threadline.recorders.base import (

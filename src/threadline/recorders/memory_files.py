@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from threadline.errors import ContentMissing, InvalidFileChange, OperationNotFound
-from threadline.filelog import (
+from threadline.files.log import (
     ContentUsage,
     FileChange,
     FileRollback,

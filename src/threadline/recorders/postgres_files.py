@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 from threadline.errors import ContentMissing, InvalidFileChange, OperationNotFound, ThreadNotFound
-from threadline.filelog import (
+from threadline.files.log import (
     ContentUsage,
     FileChange,
     FileRollback,

@@ -6,7 +6,7 @@ each: :class:`LinkIndex`, :class:`UsageIndex`, :class:`SearchIndex`,
 :class:`ChangeFeed`, :class:`ArchiveLedger` and :class:`FileLog` (and the sync
 ledger of a local store, :class:`~threadline.recorders.sync_state.SyncLedger`).
 A backend inherits exactly the roles it serves: the HTTP client
-(:class:`~threadline.recorders.remote.RemoteRecorder`) has no archive ledger
+(:class:`~threadline.sync.client.RemoteRecorder`) has no archive ledger
 and no file log, so the type checker refuses a service that would use them
 on it, and :func:`file_log`, :func:`archive_ledger` and the like (one per
 role) turn the same mistake at run time into a
@@ -27,7 +27,7 @@ from typing import Literal
 
 from threadline.deltas import Delta
 from threadline.errors import InvalidDelta, RoleUnavailable, ThreadlineError
-from threadline.filelog import (
+from threadline.files.log import (
     ContentUsage,
     FileChange,
     FileRollback,
@@ -303,7 +303,7 @@ class ChangeFeed(ThreadLog):
 
 class ArchiveLedger(ThreadLog):
     """What archiving, restoring and crash recovery need of storage (driven by
-    :mod:`threadline.archive`): durable lifecycle ops, the archived metadata
+    :mod:`threadline.lifecycle.archive`): durable lifecycle ops, the archived metadata
     of threads moved to cold storage, and rebuilding a head from its log."""
 
     @abc.abstractmethod

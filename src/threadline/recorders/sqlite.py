@@ -50,7 +50,7 @@ from threadline.errors import (
     VersionConflict,
     WriterBusy,
 )
-from threadline.filelog import (
+from threadline.files.log import (
     ContentUsage,
     FileChange,
     FileRollback,

@@ -6,7 +6,7 @@ functions inside them (writes on its single writer thread).
 
 - ``file_contents``: one row per distinct content, keyed by its SHA-256, a
   zstd frame (a delta against ``base`` when it has one; see
-  :mod:`threadline.contents`).
+  :mod:`threadline.files.contents`).
 - ``file_changes``: the file log, numbered ``seq`` per thread. Rows name
   threads by id, not by row, so a thread's file log survives its archive
   and restore; it goes when the thread is deleted.
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import orjson
 
 from threadline.errors import ContentMissing, InvalidFileChange, OperationNotFound, ThreadNotFound
-from threadline.filelog import (
+from threadline.files.log import (
     ChangeRow,
     ContentUsage,
     FileChange,

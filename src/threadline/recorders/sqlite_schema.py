@@ -173,7 +173,7 @@ MIGRATIONS: dict[int, str] = {
     2: sqlite_files.MIGRATION,
     # 3: thread links and per-message usage (see recorders/sqlite_relations.py).
     3: RELATIONS_MIGRATION,
-    # 4: archived threads' metadata (threadline.archive) and the archive or
+    # 4: archived threads' metadata (threadline.lifecycle.archive) and the archive or
     # restore ops in progress, which recovery on open finishes or undoes.
     4: """
     CREATE TABLE archived_threads (

@@ -3,7 +3,7 @@
 The server answers a :class:`~threadline.errors.ThreadlineError` with the
 status and stable ``code`` of its row in :data:`WIRE_ERRORS` (the first row
 whose class it is an instance of); the client
-(:class:`~threadline.recorders.remote.RemoteRecorder`) turns an answer's
+(:class:`~threadline.sync.client.RemoteRecorder`) turns an answer's
 ``code`` back into the row's class, so an error the server raises is raised
 again, as the same class with the server's message, by the client. An error
 of no row is a server failure: ``503 unavailable`` if it is retryable (or the

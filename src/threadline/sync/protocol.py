@@ -1,7 +1,7 @@
 """The sync wire protocol: the JSON bodies the server and its clients exchange.
 
 One module, imported by both sides (:mod:`threadline.sync.server` and
-:class:`~threadline.recorders.remote.RemoteRecorder`), so they cannot drift.
+:class:`~threadline.sync.client.RemoteRecorder`), so they cannot drift.
 Deltas travel in their own JSON form (:mod:`threadline.deltas`). Every error
 body is an :class:`ErrorBody`; a refused push (409) is a :class:`PushConflict`
 that carries the server's version and the deltas the client is missing.

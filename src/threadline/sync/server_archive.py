@@ -4,7 +4,7 @@ archived thread that a push or a read needs.
 
 The server archives each workspace to its own prefix of one object store
 (:class:`ServerArchive`): ``<archive url>/<workspace>/threads/<id>/<op>.json.zst``,
-through the same :class:`~threadline.archive.Lifecycle` as a local store, so
+through the same :class:`~threadline.lifecycle.archive.Lifecycle` as a local store, so
 the move is just as crash-safe and the objects have the same format. The
 archive URL is ``threadline serve --archive-url`` (``$THREADLINE_ARCHIVE_URL``):
 a folder, or an ``s3://``, ``gs://``, ``az://`` ... URL; by default the
@@ -38,13 +38,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from threadline.archive import ColdStorage, Lifecycle
 from threadline.errors import (
     ArchiveUnavailable,
     ThreadNotFound,
     VersionConflict,
     WriterBusy,
 )
+from threadline.lifecycle.archive import ColdStorage, Lifecycle
 from threadline.recorders.sqlite_workspaces import SqliteWorkspaces
 from threadline.recorders.workspaces import Workspaces
 from threadline.sync import protocol as wire

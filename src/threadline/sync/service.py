@@ -61,7 +61,6 @@ from threadline.errors import (
 from threadline.ids import now_ms
 from threadline.merge import merge_deltas
 from threadline.recorders.base import Change
-from threadline.recorders.remote import RemoteRecorder
 from threadline.recorders.sync_state import (
     PulledThread,
     SyncFailure,
@@ -73,6 +72,7 @@ from threadline.recorders.sync_state import (
 )
 from threadline.retry import with_retry
 from threadline.sync import protocol as wire
+from threadline.sync.client import RemoteRecorder
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from markupsafe import Markup
 from pydantic import JsonValue
 
 from threadline.costs import DAY_MS, compute_cost
-from threadline.filelog import FileChange
+from threadline.files.log import FileChange
 from threadline.model import Message, ToolCall, ToolResult, Usage, UsageTotals
 from threadline.search import SearchHit
 

@@ -25,9 +25,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from threadline.filelog import FileChange, FileState, same_content
+from threadline.files.log import FileChange, FileState, same_content
+from threadline.files.workdir import DiskFile, describe_state
 from threadline.model import _Frozen
-from threadline.workspace import DiskFile, describe_state
 
 RollbackAction = Literal["restore", "remove", "recreate", "none"]
 RollbackStatus = Literal["done", "planned", "unchanged", "refused", "failed"]

@@ -4,7 +4,7 @@ Beside its delta log, a thread keeps an append-only log of the file changes
 its tool calls made (see :mod:`threadline.files`). Each :class:`FileChange`
 says which operation (tool call) changed which path from which state to which
 state; states name their contents by hash, and contents are stored once each,
-compressed (see :mod:`threadline.contents`). A rollback is itself a set of
+compressed (see :mod:`threadline.files.contents`). A rollback is itself a set of
 changes that name the changes they revert, so it can be undone in turn.
 
 The file log does not add versions to the thread: ``thread_version`` only
@@ -104,7 +104,7 @@ class StoredContent:
 
     With a ``base``, the frame was compressed against the base content as a
     dictionary (a delta), and ``depth`` counts the bases below it; without,
-    ``depth`` is 0. See :mod:`threadline.contents`.
+    ``depth`` is 0. See :mod:`threadline.files.contents`.
     """
 
     hash: str

@@ -18,7 +18,7 @@ from collections.abc import MutableMapping, Sequence
 import zstandard
 
 from threadline.errors import ContentCorrupt
-from threadline.filelog import StoredContent
+from threadline.files.log import StoredContent
 
 LEVEL = 3
 MAX_DEPTH = 64

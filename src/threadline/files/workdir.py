@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from threadline.contents import content_hash
 from threadline.errors import PathOutsideWorkspace
-from threadline.filelog import FileState
+from threadline.files.contents import content_hash
+from threadline.files.log import FileState
 
 TEMP_SUFFIX = ".threadline.tmp"
 
@@ -67,7 +67,7 @@ def describe_state(state: FileState | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Workspace:
+class WorkDir:
     """The working directory (``env.cwd``) of one thread, resolved."""
 
     thread_id: str
@@ -75,7 +75,7 @@ class Workspace:
     root: Path
 
     @classmethod
-    def of(cls, thread_id: str, cwd: str) -> Workspace:
+    def of(cls, thread_id: str, cwd: str) -> WorkDir:
         return cls(thread_id, cwd, Path(os.path.realpath(cwd)))
 
     def resolve(self, path: str | os.PathLike[str]) -> tuple[str, Path]:
@@ -178,11 +178,11 @@ def remove_file(real: Path) -> None:
         os.unlink(real)
 
 
-def remove_empty_dirs(workspace: Workspace, dirs: Iterable[str]) -> None:
+def remove_empty_dirs(workdir: WorkDir, dirs: Iterable[str]) -> None:
     """Remove each of ``dirs`` (relative paths) that is empty, deepest first."""
     for relative in sorted(set(dirs), key=lambda d: (-d.count("/"), d)):
         try:
-            directory = workspace.real(relative)
+            directory = workdir.real(relative)
         except PathOutsideWorkspace:
             continue  # a link now leads out: leave it alone
         with contextlib.suppress(OSError):  # not empty, or gone: leave it

@@ -32,8 +32,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from threadline.archive import Lifecycle
 from threadline.errors import ArchiveObjectCorrupt, ArchiveObjectMissing, InvalidDelta
+from threadline.lifecycle.archive import Lifecycle
 from threadline.model import ArchivedThread, ThreadHead
 from threadline.planner import replay
 

@@ -13,12 +13,12 @@ rollback is recorded as changes of its own operation (so it can be rolled
 back in turn), and these records are written, with a journal entry, before
 the first file is touched: a rollback killed half-way leaves each file rolled
 back or untouched (files are replaced by rename), and running it again
-finishes it. See :mod:`threadline.rollback` for the rules.
+finishes it. See :mod:`threadline.files.rollback` for the rules.
 
 Paths resolve inside the thread's working directory, ``env.cwd``
-(:mod:`threadline.workspace`). Contents are stored once per distinct content,
+(:mod:`threadline.files.workdir`). Contents are stored once per distinct content,
 zstd-compressed, as deltas against the previous content where there is one
-(:mod:`threadline.contents`).
+(:mod:`threadline.files.contents`).
 
 Two rollbacks of one thread must not run at once; this tracker serialises
 those it runs, not those of other processes.
@@ -34,11 +34,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from pydantic import Field
 
-from threadline import contents, workspace
 from threadline.deltas import MessageDelta
 from threadline.errors import (
     ContentCorrupt,
@@ -51,7 +50,8 @@ from threadline.errors import (
     RollbackInterrupted,
     ThreadNotFound,
 )
-from threadline.filelog import (
+from threadline.files import contents, workdir
+from threadline.files.log import (
     ChangeType,
     FileChange,
     FileRollback,
@@ -60,10 +60,7 @@ from threadline.filelog import (
     NewRollback,
     StoredContent,
 )
-from threadline.ids import uuid7
-from threadline.model import _Frozen
-from threadline.recorders.roles import FileLog
-from threadline.rollback import (
+from threadline.files.rollback import (
     Decision,
     FileOutcome,
     PathPlan,
@@ -74,7 +71,12 @@ from threadline.rollback import (
     plan_resume,
     plan_rewind,
 )
-from threadline.workspace import DiskFile, Workspace
+from threadline.files.workdir import DiskFile, WorkDir
+from threadline.ids import uuid7
+from threadline.model import _Frozen
+
+if TYPE_CHECKING:  # the role is only named here; importing it would be a cycle
+    from threadline.recorders.roles import FileLog
 
 CHANGE_TYPES: tuple[ChangeType, ...] = ("create", "modify", "delete")
 DIFF_LIMIT = 512 * 1024
@@ -205,7 +207,7 @@ class FileTracker:
         if mode is not None and not 0 <= mode <= 0o7777:
             raise InvalidFileChange(thread_id, os.fspath(path), f"mode {mode:#o} is not 0..0o7777")
         data = new_content.encode() if isinstance(new_content, str) else new_content
-        space = await self.workspace(thread_id)
+        space = await self.workdir(thread_id)
         prepared = await asyncio.to_thread(_prepare, space, operation_id, path, type, data, mode)
         [change] = await self._record(thread_id, [prepared])
         return change
@@ -214,7 +216,7 @@ class FileTracker:
         """A :class:`ToolFiles` for one tool execution (use ``async with``)."""
         return ToolFiles(self, thread_id, operation_id)
 
-    async def workspace(self, thread_id: str) -> Workspace:
+    async def workdir(self, thread_id: str) -> WorkDir:
         """The thread's working directory; :class:`NoWorkingDirectory` without one."""
         head = await self._recorder.head(thread_id)
         if head is None:
@@ -222,7 +224,7 @@ class FileTracker:
         cwd = head.env.get("cwd")
         if not isinstance(cwd, str) or not await asyncio.to_thread(os.path.isdir, cwd):
             raise NoWorkingDirectory(thread_id, cwd)
-        return Workspace.of(thread_id, cwd)
+        return WorkDir.of(thread_id, cwd)
 
     async def _record(
         self,
@@ -349,9 +351,9 @@ class FileTracker:
     ) -> RollbackReport:
         """Undo every change of ``operation_id``, newest first: a created file is
         removed, a modified one gets its earlier content and mode back, a
-        deleted one comes back. See :mod:`threadline.rollback` for refusals."""
+        deleted one comes back. See :mod:`threadline.files.rollback` for refusals."""
         async with self._lock(thread_id):
-            space = await self.workspace(thread_id)
+            space = await self.workdir(thread_id)
             resumed = await self._pending(thread_id, undoes_operation=operation_id)
             if resumed is not None:
                 return await self._resume(space, resumed, force=force, dry_run=dry_run)
@@ -375,7 +377,7 @@ class FileTracker:
         """Undo every change recorded after message ``message_id`` was appended:
         each file goes back to how it was then (the "rewind")."""
         async with self._lock(thread_id):
-            space = await self.workspace(thread_id)
+            space = await self.workdir(thread_id)
             version = await self._message_version(thread_id, message_id)
             resumed = await self._pending(thread_id, after_message=message_id)
             if resumed is not None:
@@ -419,7 +421,7 @@ class FileTracker:
         return None
 
     async def _resume(
-        self, space: Workspace, entry: FileRollback, *, force: bool, dry_run: bool
+        self, space: WorkDir, entry: FileRollback, *, force: bool, dry_run: bool
     ) -> RollbackReport:
         journaled = await self._recorder.file_changes(
             space.thread_id, operation_id=entry.operation_id
@@ -438,7 +440,7 @@ class FileTracker:
 
     async def _run(
         self,
-        space: Workspace,
+        space: WorkDir,
         report: RollbackReport,
         plans: Sequence[PathPlan],
         settled: Sequence[FileOutcome],
@@ -494,7 +496,7 @@ class FileTracker:
             if content_hash not in stored:
                 raise ContentCorrupt(content_hash, "it is not stored; nothing was rolled back")
 
-    async def _write(self, space: Workspace, step: _Step) -> FileOutcome:
+    async def _write(self, space: WorkDir, step: _Step) -> FileOutcome:
         target = step.plan.target
         outcome = step.decision.outcome
         try:
@@ -538,7 +540,7 @@ class ToolFiles:
         return tuple(self._changes)
 
     async def __aenter__(self) -> Self:
-        await self._tracker.workspace(self.thread_id)  # fail early without a cwd
+        await self._tracker.workdir(self.thread_id)  # fail early without a cwd
         return self
 
     async def __aexit__(
@@ -559,7 +561,7 @@ class ToolFiles:
 
     async def read(self, path: str | os.PathLike[str]) -> bytes:
         """The bytes of a file inside the working directory."""
-        space = await self._tracker.workspace(self.thread_id)
+        space = await self._tracker.workdir(self.thread_id)
         _, real = space.resolve(path)
         return await asyncio.to_thread(real.read_bytes)
 
@@ -568,7 +570,7 @@ class ToolFiles:
     ) -> FileChange:
         """Create or replace a file (``str`` is written as UTF-8)."""
         self._check_open(path)
-        space = await self._tracker.workspace(self.thread_id)
+        space = await self._tracker.workdir(self.thread_id)
         _, real = space.resolve(path)
         exists = await asyncio.to_thread(real.exists)
         change = await self._tracker.record_change(
@@ -581,14 +583,14 @@ class ToolFiles:
         )
         data = content.encode() if isinstance(content, str) else content
         assert change.after is not None
-        await asyncio.to_thread(workspace.write_file, real, data, change.after.mode)
+        await asyncio.to_thread(workdir.write_file, real, data, change.after.mode)
         self._changes.append(change)
         return change
 
     async def delete(self, path: str | os.PathLike[str]) -> FileChange:
         """Delete a file."""
         self._check_open(path)
-        space = await self._tracker.workspace(self.thread_id)
+        space = await self._tracker.workdir(self.thread_id)
         _, real = space.resolve(path)
         change = await self._tracker.record_change(
             self.thread_id, self.operation_id, path=path, type="delete"
@@ -602,7 +604,7 @@ class ToolFiles:
 
 
 def _prepare(
-    space: Workspace,
+    space: WorkDir,
     operation_id: str,
     path: str | os.PathLike[str],
     type: ChangeType,
@@ -611,7 +613,7 @@ def _prepare(
 ) -> _Prepared:
     relative, real = space.resolve(path)
     try:
-        disk = workspace.read_file(real)
+        disk = workdir.read_file(real)
     except OSError as exc:
         raise InvalidFileChange(space.thread_id, relative, f"cannot read it ({exc})") from exc
     if disk.kind == "other":
@@ -625,7 +627,7 @@ def _prepare(
     after = None
     if data is not None:
         if mode is None:
-            mode = disk.state.mode if disk.state is not None else workspace.default_mode()
+            mode = disk.state.mode if disk.state is not None else workdir.default_mode()
         after = FileState(hash=contents.content_hash(data), size=len(data), mode=mode)
     change = NewFileChange(
         operation_id=operation_id,
@@ -638,7 +640,7 @@ def _prepare(
 
 
 def _inspect(
-    space: Workspace, plans: Sequence[PathPlan], force: bool, dry_run: bool
+    space: WorkDir, plans: Sequence[PathPlan], force: bool, dry_run: bool
 ) -> tuple[list[_Step], list[FileOutcome]]:
     """Read the file of each plan and decide; paths that now lead outside the
     working directory, or cannot be read, are refused."""
@@ -647,7 +649,7 @@ def _inspect(
     for plan in plans:
         try:
             real = space.real(plan.path)
-            disk = workspace.read_file(real)
+            disk = workdir.read_file(real)
         except (PathOutsideWorkspace, OSError) as exc:
             refused.append(
                 FileOutcome(
@@ -688,17 +690,17 @@ def _rollback_record(operation_id: str, step: _Step) -> _Prepared:
     return _Prepared(change, step.disk.data, None)
 
 
-def _put(space: Workspace, plan: PathPlan, data: bytes | None) -> None:
+def _put(space: WorkDir, plan: PathPlan, data: bytes | None) -> None:
     real = space.real(plan.path)  # resolved again right before the write
-    workspace.discard_stale_temp(real)
+    workdir.discard_stale_temp(real)
     if plan.target is None:
-        workspace.remove_file(real)
+        workdir.remove_file(real)
     else:
         assert data is not None
-        workspace.write_file(real, data, plan.target.mode)
+        workdir.write_file(real, data, plan.target.mode)
 
 
-def _tidy(space: Workspace, steps: Sequence[_Step]) -> None:
+def _tidy(space: WorkDir, steps: Sequence[_Step]) -> None:
     """After the writes: remove the directories that removed files' creates
     made, once empty (deepest first, so a tree of them goes), and what an
     interrupted rollback may have left, stale temporary files."""
@@ -709,10 +711,10 @@ def _tidy(space: Workspace, steps: Sequence[_Step]) -> None:
         if step.decision.write:
             continue
         try:
-            workspace.discard_stale_temp(space.real(step.plan.path))
+            workdir.discard_stale_temp(space.real(step.plan.path))
         except PathOutsideWorkspace:
             continue
-    workspace.remove_empty_dirs(space, dirs)
+    workdir.remove_empty_dirs(space, dirs)
 
 
 # -- diffs ---------------------------------------------------------------------
