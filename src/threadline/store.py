@@ -55,7 +55,8 @@ from threadline.recorders.roles import (
     file_log,
     search_index,
 )
-from threadline.recorders.sqlite import SqliteRecorder, Synchronous
+from threadline.recorders.sqlite import SqliteRecorder
+from threadline.recorders.sqlite_writer import Synchronous
 from threadline.search import SearchHit
 from threadline.writer import Modifier, ThreadWriter, call_modifier, message_delta
 
