@@ -2,7 +2,7 @@
 
 One database holds many workspaces. :class:`PostgresWorkspaces` owns the
 pool, applies the numbered migrations of :mod:`.postgres_schema` on start
-and keeps the tokens; :class:`PostgresRecorder` is one workspace's view of
+and keeps the tokens (:mod:`.postgres_db`); :class:`PostgresRecorder` is one workspace's view of
 it, a cheap object that every query scopes to its workspace. Several server
 processes may share the database: everything that must be exclusive is
 decided by PostgreSQL (see below), nothing by process memory.
@@ -40,13 +40,10 @@ rejects ``\\u0000``, which message text may hold.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Self, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -54,7 +51,6 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 from threadline import planner
-from threadline.auth import TokenRecord
 from threadline.deltas import (
     Delta,
     delta_from_json,
@@ -63,7 +59,6 @@ from threadline.errors import (
     InvalidDelta,
     StoreBusy,
     StoreClosed,
-    StoreCorrupt,
     ThreadExists,
     ThreadlineError,
     ThreadNotFound,
@@ -96,7 +91,7 @@ from threadline.recorders.base import (
     whole_log_thread_id,
 )
 from threadline.recorders.commit_groups import CommitGroups
-from threadline.recorders.workspaces import Workspaces
+from threadline.recorders.postgres_db import PostgresDatabase, translated
 from threadline.search import SearchHit, parse_query
 
 _DAY_MS = 86_400_000
@@ -105,115 +100,6 @@ _HEAD_CACHE = 4096
 
 if TYPE_CHECKING:
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
-
-# Errors worth retrying: the database is busy, restarting or out of reach.
-_RETRYABLE = (
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.LockNotAvailableError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.QueryCanceledError,
-)
-
-
-def _redacted(dsn: str) -> str:
-    """``dsn`` without its password, for messages."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-@contextlib.asynccontextmanager
-async def _translated(location: str) -> AsyncIterator[None]:
-    """The one place where asyncpg and socket errors become threadline errors."""
-    try:
-        yield
-    except ThreadlineError:
-        raise
-    except (
-        asyncpg.exceptions.CharacterNotInRepertoireError,
-        asyncpg.exceptions.UntranslatableCharacterError,
-    ) as exc:
-        raise InvalidDelta(f"Text PostgreSQL cannot store (a NUL character?): {exc}") from exc
-    except _RETRYABLE as exc:
-        raise StoreBusy(location, str(exc)) from exc
-    except (OSError, asyncpg.exceptions.InterfaceError) as exc:
-        raise StoreBusy(location, f"cannot reach the database: {exc}") from exc
-    except asyncpg.PostgresError as exc:
-        raise StoreCorrupt(location, f"{type(exc).__name__}: {exc}") from exc
-
-
-async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    """What a connection going back to the pool needs beyond asyncpg's own rollback
-    of an open transaction: nothing. asyncpg's default reset (UNLISTEN, RESET ALL,
-    advisory unlocks) is one more round trip per query, for session state that
-    pool connections never hold: listening and writer leases have connections
-    of their own, and no query changes a session setting or keeps a cursor open."""
-
-
-async def _migrate(conn: Connection) -> None:
-    """Apply the migrations this database lacks, once, whoever else starts now."""
-    async with conn.transaction():
-        await conn.execute(sql.MIGRATIONS_LOCK, sql.MIGRATION_LOCK)
-        await conn.execute(sql.MIGRATIONS_TABLE)
-        done = {r[0] for r in await conn.fetch(sql.MIGRATIONS_DONE)}
-        newest = max(done, default=0)
-        if newest > max(sql.MIGRATIONS):
-            raise StoreCorrupt(
-                "postgresql", f"schema version {newest} is newer than this threadline understands"
-            )
-        for number, script in sorted(sql.MIGRATIONS.items()):
-            if number not in done:
-                await conn.execute(script)
-                await conn.execute(sql.MIGRATION_DONE, number, now_ms())
-
-
-# -- leases ----------------------------------------------------------------------
-
-
-class _LeaseKeeper:
-    """Session advisory locks on one connection, driven from a thread of its own so
-    that :meth:`ThreadRecorder.acquire_lease` (synchronous) can wait for them."""
-
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="threadline-pg-leases", daemon=True
-        )
-        self._thread.start()
-        self._conn: asyncpg.Connection[asyncpg.Record] | None = None
-
-    def _call(self, query: str, key: str) -> bool:
-        async def run() -> bool:
-            if self._conn is None or self._conn.is_closed():
-                self._conn = None
-                self._conn = await asyncpg.connect(self._dsn)
-            return bool(await self._conn.fetchval(query, key))
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
-
-    def try_lock(self, key: str) -> bool:
-        return self._call(sql.TRY_LEASE, key)
-
-    def unlock(self, key: str) -> None:
-        self._call(sql.RELEASE_LEASE, key)
-
-    def close(self) -> None:
-        async def finish() -> None:
-            if self._conn is not None:
-                await self._conn.close()
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(finish(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
 
 class _AdvisoryLease(WriterLease):
@@ -233,43 +119,12 @@ class _AdvisoryLease(WriterLease):
 # -- the database ----------------------------------------------------------------
 
 
-class PostgresWorkspaces(Workspaces):
+class PostgresWorkspaces(PostgresDatabase):
     """One PostgreSQL database: the pool, migrations, tokens and a recorder per workspace.
 
     ``await PostgresWorkspaces.connect(dsn)`` opens it; :meth:`close` closes
-    every recorder it handed out and the pool.
+    every recorder it handed out and the pool (see :class:`PostgresDatabase`).
     """
-
-    def __init__(self, dsn: str, pool: asyncpg.Pool[asyncpg.Record]) -> None:
-        super().__init__()
-        self.dsn = dsn
-        self.pool = pool
-        self._recorders: dict[str, PostgresRecorder] = {}
-        self._leases: _LeaseKeeper | None = None
-        self._leases_lock = threading.Lock()
-        self._listener: asyncpg.Connection[asyncpg.Record] | None = None
-        self._listening = asyncio.Lock()
-        self._closed = False
-
-    @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Self:
-        """Open a pool on ``dsn`` and apply the migrations the database lacks."""
-        location = _redacted(dsn)
-        async with _translated(location):
-            pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, reset=_keep_session
-            )
-            try:
-                async with pool.acquire() as conn:
-                    await _migrate(conn)
-            except BaseException:
-                await pool.close()
-                raise
-        return cls(dsn, pool)
-
-    @property
-    def location(self) -> str:
-        return _redacted(self.dsn)
 
     async def recorder(self, workspace: str) -> PostgresRecorder:
         if self._closed:
@@ -278,56 +133,6 @@ class PostgresWorkspaces(Workspaces):
         if found is None:
             found = self._recorders[workspace] = PostgresRecorder(self, workspace)
         return found
-
-    def _lease_keeper(self) -> _LeaseKeeper:
-        with self._leases_lock:
-            if self._leases is None:
-                self._leases = _LeaseKeeper(self.dsn)
-            return self._leases
-
-    async def add_token(self, record: TokenRecord) -> None:
-        async with _translated(self.location):
-            await self.pool.execute(
-                sql.ADD_TOKEN,
-                record.token_id,
-                record.secret_hash,
-                record.user,
-                record.workspace,
-                record.created,
-            )
-
-    async def find_token(self, token_id: str) -> TokenRecord | None:
-        async with _translated(self.location):
-            row = await self.pool.fetchrow(sql.FIND_TOKEN, token_id)
-        if row is None:
-            return None
-        return TokenRecord(token_id, bytes(row[0]), row[1], row[2], row[3])
-
-    async def start_listening(self) -> None:
-        """Relay ``NOTIFY threadline_changes`` (from any process) to :meth:`notify_changed`."""
-        async with self._listening:
-            if self._listener is not None or self._closed:
-                return
-
-            def relay(conn: object, pid: int, channel: str, payload: object) -> None:
-                self.notify_changed(str(payload))
-
-            async with _translated(self.location):
-                listener = await asyncpg.connect(self.dsn)
-                await listener.add_listener("threadline_changes", relay)
-            self._listener = listener
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for recorder in self._recorders.values():
-            recorder._closed = True
-        if self._listener is not None:
-            await self._listener.close()
-        if self._leases is not None:
-            await asyncio.to_thread(self._leases.close)
-        await self.pool.close()
 
 
 # -- the recorder -----------------------------------------------------------------
@@ -404,7 +209,7 @@ class PostgresRecorder(ThreadRecorder):
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[Connection]:
         self._check_open()
-        async with _translated(self.location), self._db.pool.acquire() as conn:
+        async with translated(self.location), self._db.pool.acquire() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
