@@ -24,7 +24,7 @@ import pytest
 
 from tests.viewer.seeding import LONG, MAIN, OTHER, XSS, Seeded, seed
 from threadline.deltas import MessageDelta
-from threadline.model import Message, ToolCall
+from threadline.model import Message, ToolCall, ToolResult
 from threadline.recorders.sqlite_workspaces import SqliteWorkspaces
 from threadline.testing import free_port
 
@@ -199,14 +199,15 @@ def test_sign_in_open_a_thread_expand_a_tool_call_and_follow_a_sub_agent(
     assert page.locator("#thread-title").inner_text() == "Fix the login bug"
     assert page.locator("article.msg").count() == 6
 
+    # A tool call reads as the agent shows it: the edit as a diff, its result beneath.
     call = page.locator("#c-toolu_edit")
-    tool_input = call.locator("pre.tool-input")
-    assert call.get_attribute("open") is None
-    assert not tool_input.is_visible()
-    call.locator("summary").click()
-    tool_input.wait_for(state="visible")
-    assert orjson.loads(tool_input.inner_text())["new_string"] == "return user.password_ok"
-    assert call.get_attribute("open") == ""
+    assert call.locator(".tool-head strong").inner_text() == "Edit"
+    assert call.locator("pre.diff .dl-add").inner_text() == "+return user.password_ok"
+    assert call.locator("details.tool-result pre").inner_text() == "edited auth.py"
+    assert not page.locator("#m-m-edit-result").is_visible()
+    read = page.locator("#c-toolu_read")
+    read.locator("details.tool-input-box > summary").click()  # fold the input away
+    read.locator("pre.tool-input").wait_for(state="hidden")
 
     operation = page.locator("details.op").first
     operation.locator("summary").click()
@@ -262,13 +263,31 @@ def test_a_message_appended_through_the_api_appears_live(
     appeared = page.locator("#m-m-live")
     appeared.wait_for(state="visible")
     assert appeared.locator(".content strong").inner_text() == "elsewhere"
-    assert appeared.locator("details.tool-call summary strong").inner_text() == "Bash"
+    assert appeared.locator("section.tool-call .tool-head strong").inner_text() == "Bash"
+    assert appeared.locator("pre.tool-shell").inner_text() == "$ pytest"
     page.wait_for_function(
         "n => document.querySelector('[data-stat=messages]').textContent === String(n)",
         arg=before + 1,
     )
     assert page.locator("[data-stat=v]").inner_text() == str(head["v"] + 1)
     assert page.locator("article.msg").last.get_attribute("id") == "m-m-live"
+
+    # The result arrives later, in a message of its own: it joins its call's block.
+    with served.api() as api:
+        answer = Message(
+            id="m-live-result",
+            role="user",
+            tool_results=(ToolResult(tool_call_id="toolu_live", output="3 passed"),),
+        )
+        body = {
+            "base_version": head["v"] + 1,
+            "deltas": [orjson.loads(MessageDelta.of(answer).model_dump_json())],
+        }
+        assert api.post(f"/v1/threads/{watched}/deltas", json=body).status_code == 200
+    joined = page.locator("#c-toolu_live #r-toolu_live")
+    joined.wait_for(state="visible")
+    assert joined.locator("pre").inner_text() == "3 passed"
+    assert not page.locator("#m-m-live-result").is_visible()
     assert console_errors == []
 
 
@@ -322,7 +341,7 @@ def test_script_and_javascript_links_in_messages_render_as_text(
     click_me = page.locator("#m-m-hostile-1 .content")
     assert click_me.inner_text() == "[click me](javascript:alert(1))"
     click_me.click()
-    page.locator("#r-toolu_hostile summary").click()
+    assert page.locator("#r-toolu_hostile").get_attribute("open") == ""  # short: shown
     assert page.locator("#r-toolu_hostile pre").inner_text() == "<script>alert(10)</script>"
     found = page.evaluate(
         """() => ({
@@ -381,7 +400,7 @@ def test_pages_fit_a_phone_screen(browser: Browser, served: Served) -> None:
         assert phone.evaluate(overflow) <= 0
         assert phone.locator("table.threads thead").is_hidden()
         phone.goto(f"{served.url}/threads/{MAIN}")
-        phone.locator("#c-toolu_edit summary").click()
+        phone.locator("#c-toolu_edit pre.diff").wait_for()  # the diff is shown, and fits
         assert phone.evaluate(overflow) <= 0
         ARTIFACTS.mkdir(exist_ok=True)
         phone.screenshot(path=str(ARTIFACTS / "thread-page-phone.png"))

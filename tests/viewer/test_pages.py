@@ -249,16 +249,27 @@ async def test_thread_page_shows_messages_tools_usage_tree_files_and_history(
         "rel": "nofollow noopener noreferrer",
     }
     read = document.by_id("m-m-read")
-    call = read.one("details", "tool-call")
-    assert "open" not in call.attrs
-    assert call.one("summary").text == '\u2192 Read file_path="auth.py"'
-    assert orjson.loads(call.one("pre").text) == {"file_path": "auth.py"}
+    call = read.one("section", "tool-call")
+    assert call.one("div", "tool-head").text == '\u2192 Read file_path="auth.py"'
+    box = call.one("details", "tool-input-box")
+    assert "open" in box.attrs  # short inputs are shown
+    assert orjson.loads(box.one("pre", "tool-input").text) == {"file_path": "auth.py"}
     assert read.one("span", "usage").text == "claude-sonnet-4 1,200 in 80 out $0.0123"
-    result = document.by_id("r-toolu_read")
+    # The result sits under its call, one block; the message that carried it is hidden.
+    result = call.one("details", "tool-result")
+    assert result.attrs["id"] == "r-toolu_read"
+    assert "open" in result.attrs
     assert result.one("strong", "tool-name").text == "Read"
     assert result.one("pre").raw_text == "def login(user):\n    return False\n"
+    assert "msg-absorbed" in document.by_id("m-m-read-result").classes
+    assert document.by_id("m-m-read-result").all("details", "tool-result") == []
     edit = document.by_id("c-toolu_edit")
+    assert edit.one("span", "tool-label").text == "auth.py"
+    diff = edit.one("pre", "diff")
+    assert [line.text for line in diff.all("span", "dl-del")] == ["-return False"]
+    assert [line.text for line in diff.all("span", "dl-add")] == ["+return user.password_ok"]
     assert [li.text for li in edit.all("li")] == ["modify auth.py"]
+    assert edit.one("details", "tool-result").one("pre").text == "edited auth.py"
     done = document.by_id("m-m-done")
     assert done.one("table").all("td")[0].text == "auth.py"
     assert done.one("span", "cost").classes == {"cost", "cost-computed"}
@@ -460,8 +471,8 @@ async def test_hostile_thread_renders_as_text(site: Site) -> None:
     assert safe.attrs["href"] == "https://example.com/ok"
     assert document.one("h1").text == "<script>alert('title')</script>"
     tool = document.by_id("c-toolu_hostile")
-    assert tool.one("strong").text == "<b>Bash</b>"
-    assert orjson.loads(tool.one("pre").raw_text) == {"command": "</pre><script>alert(9)</script>"}
+    assert tool.one("div", "tool-head").one("strong").text == "<b>Bash</b>"
+    assert tool.one("pre", "tool-shell").raw_text == "$ </pre><script>alert(9)</script>"
     result = document.by_id("r-toolu_hostile")
     assert result.one("pre").raw_text == "<script>alert(10)</script>"
 

@@ -52,6 +52,8 @@ LIST_SIZE = 50
 HISTORY_SHOWN = 10
 HISTORY_PAGE = 100
 TREE_LIMIT = 500
+SPAWNING_TOOLS = frozenset({"Task", "Agent"})
+"""Tools whose call starts a sub-agent thread (Claude Code calls it Task)."""
 SEARCH_LIMITS = (50, 200)
 _SINCE = {"1d": 1, "7d": 7, "30d": 30}
 _DAY_MS = 86_400_000
@@ -231,7 +233,7 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
             page = await store.load_thread(thread_id, limit=PAGE_SIZE, before=before)
             head = page.head
             operations = await store.file_operations(thread_id, diffs=False)
-            tree, tree_left_out = await _tree(viewer, thread_id)
+            tree, tree_left_out, spawned = await _tree(viewer, thread_id)
             history = await store.history(thread_id, after=max(0, head.v - HISTORY_SHOWN))
         except ThreadArchived:
             entry = await store.archived_thread(thread_id)
@@ -246,7 +248,7 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
             viewer=viewer,
             head=head,
             views=await asyncio.to_thread(  # markdown and pricing: CPU work, off the loop
-                message_views, page.messages, page.first_index, group_files(changes)
+                message_views, page.messages, page.first_index, group_files(changes), spawned
             ),
             first_index=page.first_index,
             end_index=page.first_index + len(page.messages),
@@ -387,9 +389,22 @@ async def _list_heads(
     return list(listed.threads), listed.next_cursor
 
 
-async def _tree(viewer: Viewer, thread_id: str) -> tuple[TreeItem, int]:
+def _spawned(tree: ThreadTree, thread_id: str) -> dict[str, str]:
+    """Tool call id → the sub-agent thread it started, for ``thread_id``'s sub-agents
+    that recorded their tool call (imported Claude Code sessions do)."""
+    found: dict[str, str] = {}
+    for node in tree.nodes:
+        if node.parent_id == thread_id and node.kind == "child" and node.head is not None:
+            call = node.head.metadata.get("spawned_by_tool_call")
+            if isinstance(call, str):
+                found[call] = node.id
+    return found
+
+
+async def _tree(viewer: Viewer, thread_id: str) -> tuple[TreeItem, int, dict[str, str]]:
     """The sub-agent and summary tree this thread belongs to, from its root (its
-    first :data:`TREE_LIMIT` threads, depth first), and how many were left out."""
+    first :data:`TREE_LIMIT` threads, depth first), how many were left out, and
+    which of this thread's tool calls started which sub-agent thread."""
     store = viewer.store
     root = await store.get_root_thread(thread_id)
     tree: ThreadTree | None = None
@@ -415,7 +430,7 @@ async def _tree(viewer: Viewer, thread_id: str) -> tuple[TreeItem, int]:
         items[node.id] = item
         if node.parent_id is not None and node.parent_id in items:
             items[node.parent_id].below.append(item)
-    return items[tree.root_id], max(0, len(tree.nodes) - TREE_LIMIT)
+    return items[tree.root_id], max(0, len(tree.nodes) - TREE_LIMIT), _spawned(tree, thread_id)
 
 
 def _history_rows(records: list[RecordedDelta]) -> list[tuple[int, int, str, str]]:
@@ -427,9 +442,13 @@ async def _fragment(
     viewer: Viewer, page: ThreadPage, messages: list[Message], first: int, *, reset: bool
 ) -> dict[str, Any]:
     files = {}
+    spawned: dict[str, str] = {}
     if any(message.tool_calls for message in messages):
         files = group_files(await viewer.store.file_changes(page.head.id))
-    views = await asyncio.to_thread(message_views, messages, first, files)
+        if any(call.name in SPAWNING_TOOLS for m in messages for call in m.tool_calls):
+            tree = await viewer.store.get_thread_tree(page.head.id)
+            spawned = _spawned(tree, page.head.id)
+    views = await asyncio.to_thread(message_views, messages, first, files, spawned)
     html = await asyncio.to_thread(render, "_messages.html", views=views)
     head = page.head
     return {

@@ -15,7 +15,9 @@ report, the file log); nothing here decides anything about a thread.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -133,17 +135,62 @@ def cost_of_totals(totals: UsageTotals) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class DiffLine:
+    text: str
+    kind: str  # "add", "del", "hunk", "meta" or "ctx"
+
+
+def diff_lines(diff: str) -> list[DiffLine]:
+    """A unified diff as lines classed for colouring."""
+    lines: list[DiffLine] = []
+    in_header = True
+    for text in diff.splitlines():
+        if text.startswith("@@"):
+            in_header = False
+            lines.append(DiffLine(text, "hunk"))
+        elif in_header:
+            lines.append(DiffLine(text, "meta"))
+        elif text.startswith("+"):
+            lines.append(DiffLine(text, "add"))
+        elif text.startswith("-"):
+            lines.append(DiffLine(text, "del"))
+        else:
+            lines.append(DiffLine(text, "ctx"))
+    return lines
+
+
 # -- view models --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CallView:
-    """A tool call, with the file changes its operation recorded."""
+SHELL_TOOLS = frozenset(
+    {"bash", "shell", "exec_command", "local_shell", "execute_bash", "run_shell_command"}
+)
+"""Tools (lower-cased names) whose ``command`` input is a shell command line."""
+SHORT_LINES = 12
+SHORT_CHARS = 2_000
+"""A tool's input or output longer than this is folded until opened."""
 
-    call: ToolCall
-    arguments: str
-    input_json: str
-    files: tuple[FileChange, ...]
+
+@dataclass(frozen=True)
+class InputView:
+    """A tool call's input as the agent's own UI shows it.
+
+    ``kind`` is ``"shell"`` (``text`` is the command line), ``"diff"`` (an edit:
+    ``lines`` is its unified diff, ``label`` the file), ``"text"`` (a file
+    written whole: ``text`` is the content, ``label`` the file) or ``"json"``
+    (anything else, ``text`` is the input as indented JSON).
+    """
+
+    kind: str
+    text: str
+    label: str | None = None
+    lines: tuple[DiffLine, ...] = ()
+
+    @property
+    def short(self) -> bool:
+        size = len(self.lines) if self.kind == "diff" else self.text.count("\n") + 1
+        return size <= SHORT_LINES and len(self.text) <= SHORT_CHARS
 
 
 @dataclass(frozen=True)
@@ -152,6 +199,23 @@ class ResultView:
     tool_name: str | None
     output: str
     summary: str
+
+    @property
+    def short(self) -> bool:
+        return self.output.count("\n") < SHORT_LINES and len(self.output) <= SHORT_CHARS
+
+
+@dataclass(frozen=True)
+class CallView:
+    """A tool call, with the file changes its operation recorded, its result
+    when that is on the same page, and the sub-agent thread it spawned."""
+
+    call: ToolCall
+    arguments: str
+    shown: InputView
+    files: tuple[FileChange, ...]
+    result: ResultView | None = None
+    spawned: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,8 +231,9 @@ class MessageView:
     message: Message
     html: Markup
     calls: tuple[CallView, ...]
-    results: tuple[ResultView, ...]
+    results: tuple[ResultView, ...]  # those whose call is not on the page
     usage: UsageView | None
+    absorbed: bool = False  # only results, each shown under its call
 
 
 def usage_view(usage: Usage, timestamp: int) -> UsageView:
@@ -197,43 +262,139 @@ def _arguments(call: ToolCall) -> str:
     )
 
 
+def _command_line(command: JsonValue) -> str | None:
+    """A shell command as typed: a string as it is; an argument list joined, and
+    ``bash -lc SCRIPT`` (how Codex runs commands) as the script alone."""
+    if isinstance(command, str):
+        return command
+    if isinstance(command, list) and command and all(isinstance(a, str) for a in command):
+        words = [str(a) for a in command]
+        shell = words[0].rsplit("/", 1)[-1]
+        if len(words) == 3 and shell in {"bash", "sh", "zsh"} and words[1] in {"-c", "-lc"}:
+            return words[2]
+        return shlex.join(words)
+    return None
+
+
+def _edit_diff(path: str, old: str, new: str) -> list[str]:
+    return list(
+        difflib.unified_diff(
+            old.splitlines(), new.splitlines(), f"a/{path}", f"b/{path}", n=3, lineterm=""
+        )
+    )
+
+
+def _patch_lines(patch: str) -> tuple[DiffLine, ...]:
+    """An ``apply_patch`` envelope (``*** Begin Patch`` … ``*** End Patch``) as diff lines."""
+    lines = []
+    for text in patch.splitlines():
+        if text.startswith("***"):
+            kind = "meta"
+        elif text.startswith("@@"):
+            kind = "hunk"
+        elif text.startswith("+"):
+            kind = "add"
+        elif text.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        lines.append(DiffLine(text, kind))
+    return tuple(lines)
+
+
+def input_view(call: ToolCall) -> InputView:
+    """How to show ``call``'s input: a shell command as code, an edit as a diff,
+    a file written whole as its text, anything else as JSON."""
+    given = call.input
+    named = given.get("file_path")
+    path = named if isinstance(named, str) else None
+    if call.name.lower() in SHELL_TOOLS or (set(given) <= {"command", "cmd", "workdir", "timeout"}):
+        line = _command_line(given.get("command", given.get("cmd")))
+        if line is not None:
+            description = given.get("description")
+            return InputView("shell", line, str(description) if description else None)
+    if path is not None:
+        old, new = given.get("old_string"), given.get("new_string")
+        if isinstance(old, str) and isinstance(new, str):
+            text = "\n".join(_edit_diff(path, old, new))
+            return InputView("diff", text, path, tuple(diff_lines(text)))
+        edits = given.get("edits")
+        if isinstance(edits, list) and edits:
+            parts: list[str] = []
+            for edit in edits:
+                if not isinstance(edit, dict):
+                    continue
+                before, after = edit.get("old_string"), edit.get("new_string")
+                if isinstance(before, str) and isinstance(after, str):
+                    lines = _edit_diff(path, before, after)
+                    parts += lines if not parts else lines[2:]  # one file header
+            if parts:
+                text = "\n".join(parts)
+                return InputView("diff", text, path, tuple(diff_lines(text)))
+        content = given.get("content")
+        if isinstance(content, str):
+            return InputView("text", content, path)
+    for value in given.values():
+        if isinstance(value, str) and value.lstrip().startswith("*** Begin Patch"):
+            return InputView("diff", value, None, _patch_lines(value))
+    return InputView("json", json_text(dict(given)))
+
+
 def message_views(
     messages: Sequence[Message],
     first_index: int,
     files_by_operation: dict[str, tuple[FileChange, ...]],
+    spawned: dict[str, str] | None = None,
 ) -> list[MessageView]:
-    """The messages from position ``first_index`` on, ready for the template."""
+    """The messages from position ``first_index`` on, ready for the template.
+
+    A tool result whose call is on the same page is shown under its call, as
+    one block; a message left with nothing else to show is marked ``absorbed``
+    (the template hides it). ``spawned`` maps a tool call's id to the
+    sub-agent thread it started."""
     names = {call.id: call.name for message in messages for call in message.tool_calls}
+    results: dict[str, ResultView] = {}
+    for message in messages:
+        for result in message.tool_results:
+            output = json_text(result.output)
+            results.setdefault(
+                result.tool_call_id,
+                ResultView(
+                    result=result,
+                    tool_name=names.get(result.tool_call_id),
+                    output=output,
+                    summary=first_line(output, 90),
+                ),
+            )
+    placed = set(names) & set(results)
     views: list[MessageView] = []
     for offset, message in enumerate(messages):
         calls = tuple(
             CallView(
                 call=call,
                 arguments=_arguments(call),
-                input_json=json_text(dict(call.input)),
+                shown=input_view(call),
                 files=files_by_operation.get(call.id, ()),
+                result=results.get(call.id),
+                spawned=(spawned or {}).get(call.id),
             )
             for call in message.tool_calls
         )
-        results = []
-        for result in message.tool_results:
-            output = json_text(result.output)
-            results.append(
-                ResultView(
-                    result=result,
-                    tool_name=names.get(result.tool_call_id),
-                    output=output,
-                    summary=first_line(output, 90),
-                )
-            )
+        alone = tuple(
+            results[r.tool_call_id]
+            for r in message.tool_results
+            if r.tool_call_id not in placed and results[r.tool_call_id].result is r
+        )
         views.append(
             MessageView(
                 index=first_index + offset,
                 message=message,
                 html=markdown(message.content) if message.content else Markup(""),
                 calls=calls,
-                results=tuple(results),
+                results=alone,
                 usage=usage_view(message.usage, message.timestamp) if message.usage else None,
+                absorbed=bool(message.tool_results)
+                and not (message.content or calls or alone or message.usage),
             )
         )
     return views
@@ -259,31 +420,6 @@ def highlighted(hit: SearchHit) -> list[Segment]:
     if at < len(hit.snippet):
         pieces.append(Segment(hit.snippet[at:], False))
     return pieces
-
-
-@dataclass(frozen=True)
-class DiffLine:
-    text: str
-    kind: str  # "add", "del", "hunk", "meta" or "ctx"
-
-
-def diff_lines(diff: str) -> list[DiffLine]:
-    """A unified diff as lines classed for colouring."""
-    lines: list[DiffLine] = []
-    in_header = True
-    for text in diff.splitlines():
-        if text.startswith("@@"):
-            in_header = False
-            lines.append(DiffLine(text, "hunk"))
-        elif in_header:
-            lines.append(DiffLine(text, "meta"))
-        elif text.startswith("+"):
-            lines.append(DiffLine(text, "add"))
-        elif text.startswith("-"):
-            lines.append(DiffLine(text, "del"))
-        else:
-            lines.append(DiffLine(text, "ctx"))
-    return lines
 
 
 @dataclass

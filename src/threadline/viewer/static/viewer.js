@@ -37,12 +37,21 @@
       });
   }
 
-  // Results name the tool of their call when the call is on the page.
-  function nameResults(root) {
-    root.querySelectorAll(".tool-result[data-call-id]").forEach(function (el) {
+  // A result that arrived apart from its call (older messages loaded on scroll,
+  // or a live message) joins the call's block once both are on the page; a
+  // message left with nothing else to show is hidden, as the server hides it.
+  function nameResults() {
+    document.querySelectorAll(".tool-result[data-call-id]").forEach(function (el) {
       var call = document.getElementById("c-" + el.getAttribute("data-call-id"));
+      if (!call || el.parentNode === call) return;
       var label = el.querySelector(".tool-name");
-      if (call && label) label.textContent = call.getAttribute("data-tool-name");
+      if (label) label.textContent = call.getAttribute("data-tool-name");
+      if (call.querySelector(".tool-result")) return;
+      var message = el.closest("article.msg");
+      call.appendChild(el);
+      if (message && !message.querySelector(".content, .tool-call, .tool-result, .usage")) {
+        message.classList.add("msg-absorbed");
+      }
     });
   }
 
@@ -143,8 +152,8 @@
           var height = pane.scrollHeight;
           var top = pane.scrollTop;
           var nodes = parse(data.html);
-          nameResults(nodes);
           list.insertBefore(nodes, list.firstChild);
+          nameResults();
           pane.scrollTop = top + (pane.scrollHeight - height); // keep what was in view
           state.first = data.first_index;
           state.hasMore = data.has_more;
@@ -185,7 +194,7 @@
           } else {
             list.appendChild(nodes);
           }
-          nameResults(list);
+          nameResults();
           state.end = data.end_index;
           state.v = Math.max(state.v, data.v);
           setStats(data);
@@ -237,7 +246,7 @@
       loadOlder().then(function () { seek(hash, pages + 1); });
     }
 
-    nameResults(list);
+    nameResults();
     pane.scrollTop = pane.scrollHeight; // the newest message first
     if (location.hash.indexOf("#m-") === 0) {
       seek(location.hash, 0);
