@@ -165,7 +165,8 @@ async def test_thread_list_shows_activity_count_cost_sync_and_archived(site: Sit
         "Summary: Fix the login bug",
     }
     main = listed["Fix the login bug"]
-    assert main[0] == f"Fix the login bug {MAIN}"
+    # project (the working directory's name), models used, id: on the title's line
+    assert main[0] == f"Fix the login bug work · claude-sonnet-4 · {MAIN}"
     assert main[2:] == ["6", "$0.0323 (+1 unpriced)", "on server, v9"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", main[1])
     archived = listed["An old archived session"]

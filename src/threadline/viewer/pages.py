@@ -10,7 +10,7 @@ answers 404 exactly like an unknown id.
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations.
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote
@@ -23,6 +23,7 @@ from threadline.cli.render import describe_delta
 from threadline.errors import OperationNotFound, ThreadArchived, ThreadNotFound
 from threadline.model import Message, ThreadHead, ThreadPage
 from threadline.recorders.base import ArchiveLedger, RecordedDelta
+from threadline.recorders.roles import usage_index
 from threadline.recorders.workspaces import Workspaces
 from threadline.relations import ThreadTree
 from threadline.viewer.render import (
@@ -31,6 +32,7 @@ from threadline.viewer.render import (
     group_files,
     message_views,
     render,
+    thread_rows,
 )
 from threadline.viewer.session import (
     COOKIE,
@@ -209,7 +211,7 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
             hits=None,
             search_problem=None,
             more_hits=False,
-            heads=heads,
+            heads=thread_rows(heads, await _models(viewer, heads)),
             next_cursor=next_cursor,
             paged=cursor is not None,
         )
@@ -399,6 +401,19 @@ def _spawned(tree: ThreadTree, thread_id: str) -> dict[str, str]:
             if isinstance(call, str):
                 found[call] = node.id
     return found
+
+
+async def _models(viewer: Viewer, heads: Sequence[ThreadHead]) -> dict[str, list[str]]:
+    """The models each listed thread's messages used, most used first (one query)."""
+    ids = [head.id for head in heads if not head.archived]
+    if not ids:
+        return {}
+    counts: dict[str, dict[str, int]] = {}
+    for group in await usage_index(viewer.store.recorder, "The thread list").usage_rollup(ids):
+        if group.model:
+            per = counts.setdefault(group.thread_id, {})
+            per[group.model] = per.get(group.model, 0) + group.messages
+    return {tid: sorted(per, key=lambda m: (-per[m], m)) for tid, per in counts.items()}
 
 
 async def _tree(viewer: Viewer, thread_id: str) -> tuple[TreeItem, int, dict[str, str]]:

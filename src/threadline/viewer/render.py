@@ -33,7 +33,7 @@ from pydantic import JsonValue
 
 from threadline.costs import DAY_MS, compute_cost
 from threadline.files.log import FileChange
-from threadline.model import Message, ToolCall, ToolResult, Usage, UsageTotals
+from threadline.model import Message, ThreadHead, ToolCall, ToolResult, Usage, UsageTotals
 from threadline.search import SearchHit
 
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -398,6 +398,36 @@ def message_views(
             )
         )
     return views
+
+
+@dataclass(frozen=True)
+class ThreadRow:
+    """A line of the thread list: the head, and where and with what it ran."""
+
+    head: ThreadHead
+    project: str | None  # the last part of the working directory
+    cwd: str | None
+    agent: str | None
+    models: tuple[str, ...]
+
+
+def thread_rows(heads: Sequence[ThreadHead], models: dict[str, list[str]]) -> list[ThreadRow]:
+    """The list's rows; ``models`` maps a thread id to the models its messages used."""
+    found = []
+    for head in heads:
+        cwd = head.env.get("cwd")
+        agent = head.env.get("agent")
+        path = cwd.rstrip("/") if isinstance(cwd, str) else ""
+        found.append(
+            ThreadRow(
+                head=head,
+                project=path.rsplit("/", 1)[-1] or None,
+                cwd=cwd if isinstance(cwd, str) else None,
+                agent=agent if isinstance(agent, str) else None,
+                models=tuple(models.get(head.id, ())),
+            )
+        )
+    return found
 
 
 @dataclass(frozen=True)
