@@ -132,6 +132,8 @@ async def test_real_sample_imports_with_the_counts_read_from_the_raw_files(
     assert first is not None
     assert (first.model, first.input_tokens, first.output_tokens) == ("gpt-4o-mini", 3778, 36)
     assert first.cost_usd == pytest.approx(0.0005883)
+    [carrier] = [m for m in thread.messages if m.usage is first]
+    assert carrier.metadata["token_usage"] == {"usage_id": "agent", **usages[0]}
 
 
 async def test_importing_twice_adds_nothing(store: ThreadStore, sample: Path) -> None:

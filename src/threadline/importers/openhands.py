@@ -256,6 +256,7 @@ def _thread_id(folder: Path, state: dict[str, JsonValue] | None) -> str:
 class _Response:
     """One LLM response's usage, as ``base_state.json`` records it."""
 
+    id: str
     usage: dict[str, JsonValue]
     raw: dict[str, JsonValue]
 
@@ -285,7 +286,7 @@ def _responses(state: dict[str, JsonValue] | None) -> dict[str, _Response]:
                 "cache_write_tokens": write,
                 "cost_usd": costs.get(response_id),
             }
-            found[response_id] = _Response(usage, {"usage_id": usage_id, **entry})
+            found[response_id] = _Response(response_id, usage, {"usage_id": usage_id, **entry})
     return found
 
 
@@ -405,23 +406,32 @@ class _Conversation:
         if fields is None:
             return
         fields = {"id": event_id, "timestamp": timestamp, **fields}
-        if "usage" not in fields:
-            fields["usage"] = self.usage_of(event)
+        response = self.response_of(event) if "usage" not in fields else None
+        if response is not None:
+            self.give_usage(fields, response)
         message = build_message(self.report, path, 1, fields)
         if message is not None:
             self.seen.add(event_id)
             self.messages.append(message)
+            if response is not None:
+                self.responses_given.add(response.id)
 
-    def usage_of(self, event: dict[str, JsonValue]) -> dict[str, JsonValue] | None:
-        """The usage of the event's response, given to the response's first event."""
+    def response_of(self, event: dict[str, JsonValue]) -> _Response | None:
+        """The usage of the event's response, if no earlier event was given it."""
         response_id = event.get("llm_response_id")
         if not isinstance(response_id, str) or response_id in self.responses_given:
             return None
-        response = self.responses.get(response_id)
-        if response is None:
-            return None
-        self.responses_given.add(response_id)
-        return response.usage
+        return self.responses.get(response_id)
+
+    @staticmethod
+    def give_usage(fields: dict[str, object], response: _Response) -> None:
+        """Put a response's usage on a message (the raw entry in its metadata)."""
+        metadata = fields.get("metadata")
+        fields["usage"] = response.usage
+        fields["metadata"] = {
+            **(metadata if isinstance(metadata, dict) else {}),
+            "token_usage": response.raw,
+        }
 
     # -- event kinds ---------------------------------------------------------------
 
@@ -540,30 +550,29 @@ class _Conversation:
         count = len(forgotten) if isinstance(forgotten, list) else 0
         metadata = _rest(event, "id", "timestamp", "summary")
         text = event.get("summary")
-        usage = self.usage_of(event)
+        marker: dict[str, object] = {
+            "role": "system",
+            "content": f"Conversation condensed: {count} earlier events forgotten",
+            "metadata": metadata,
+        }
         if not isinstance(text, str) or not text.strip():
-            return {
-                "role": "system",
-                "content": f"Conversation condensed: {count} earlier events forgotten",
-                "usage": usage,
-                "metadata": metadata,
-            }
+            return marker  # the condenser's usage, if any, goes on the marker
         summary_id = f"{self.thread_id}:compact-{event_id}"
         metadata["summary_thread_id"] = summary_id
-        summary = build_message(
-            self.report,
-            path,
-            1,
-            {
-                "id": f"{event_id}:summary",
-                "role": "assistant",
-                "content": text,
-                "timestamp": timestamp,
-                "usage": usage,
-                "metadata": {"summary_of": self.thread_id, "message": event_id},
-            },
-        )
+        fields: dict[str, object] = {
+            "id": f"{event_id}:summary",
+            "role": "assistant",
+            "content": text,
+            "timestamp": timestamp,
+            "metadata": {"summary_of": self.thread_id, "message": event_id},
+        }
+        response = self.response_of(event)
+        if response is not None:
+            self.give_usage(fields, response)
+        summary = build_message(self.report, path, 1, fields)
         if summary is not None:
+            if response is not None:
+                self.responses_given.add(response.id)
             self.summaries.append(
                 ParsedThread(
                     id=summary_id,
@@ -575,12 +584,7 @@ class _Conversation:
                     metadata={"imported_from": str(self.folder), "condensation": event_id},
                 )
             )
-        return {
-            "role": "system",
-            "content": f"Conversation condensed: {count} earlier events forgotten",
-            "usage": None,
-            "metadata": metadata,
-        }
+        return {**marker, "usage": None}
 
     # -- the result ----------------------------------------------------------------
 
