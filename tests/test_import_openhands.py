@@ -9,13 +9,17 @@ repeated tool-call ids and broken files are written into a copy of it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.importers.conftest import samples
 from tests.test_cli import run_cli, succeeds_json
@@ -225,9 +229,9 @@ async def test_a_broken_event_file_is_reported_and_the_rest_imported(
     assert thread.title.startswith("Use the terminal tool")
 
 
-async def test_a_condensation_becomes_a_summary_thread_with_the_condensers_usage(
-    store: ThreadStore, conversation: Path
-) -> None:
+def add_condensation(conversation: Path, first: int) -> None:
+    """A condensation (with the condenser's usage) and a condensation request,
+    as events ``first`` and ``first + 1``."""
     state_path = conversation / "base_state.json"
     state = json.loads(state_path.read_text())
     state["stats"]["usage_to_metrics"]["condenser"] = {
@@ -250,7 +254,7 @@ async def test_a_condensation_becomes_a_summary_thread_with_the_condensers_usage
     events = [event for _, event in events_of(conversation)]
     write_event(
         conversation,
-        8,
+        first,
         {
             "id": "c0ffee00-0000-4000-8000-000000000008",
             "timestamp": "2026-02-05T11:24:50.000000",
@@ -264,7 +268,7 @@ async def test_a_condensation_becomes_a_summary_thread_with_the_condensers_usage
     )
     write_event(
         conversation,
-        9,
+        first + 1,
         {
             "id": "c0ffee00-0000-4000-8000-000000000009",
             "timestamp": "2026-02-05T11:24:51.000000",
@@ -273,6 +277,11 @@ async def test_a_condensation_becomes_a_summary_thread_with_the_condensers_usage
         },
     )
 
+
+async def test_a_condensation_becomes_a_summary_thread_with_the_condensers_usage(
+    store: ThreadStore, conversation: Path
+) -> None:
+    add_condensation(conversation, 8)
     report = await import_openhands(store, [conversation])
 
     assert (report.threads_created, report.summary_threads, report.messages) == (2, 1, 10)
@@ -299,9 +308,10 @@ async def test_a_condensation_becomes_a_summary_thread_with_the_condensers_usage
     assert (again.messages, again.threads_created, again.summary_threads) == (0, 0, 0)
 
 
-async def test_a_repeated_tool_call_id_is_made_unique_and_results_follow_their_action(
-    store: ThreadStore, conversation: Path
-) -> None:
+def add_repeated_call(conversation: Path, first: int) -> dict[str, Any]:
+    """The first action again under a new event id, its error result, and a
+    rejection of the first action, as events ``first``..``first + 2``; returns
+    the first action."""
     events = {path.name[:11]: (path, event) for path, event in events_of(conversation)}
     _, action = events["event-00002"]
     _, observation = events["event-00003"]
@@ -318,18 +328,25 @@ async def test_a_repeated_tool_call_id_is_made_unique_and_results_follow_their_a
         "rejection_reason": "not now",
         "kind": "UserRejectObservation",
     }
-    for index, event in enumerate((again, answer, rejected), start=8):
+    for index, event in enumerate((again, answer, rejected), start=first):
         write_event(conversation, index, event)
+    return action
 
+
+async def test_a_repeated_tool_call_id_is_made_unique_and_results_follow_their_action(
+    store: ThreadStore, conversation: Path
+) -> None:
+    action = add_repeated_call(conversation, 8)
     await import_openhands(store, [conversation])
 
     thread = await store.get_thread(THREAD)
     calls = [call.id for m in thread.messages for call in m.tool_calls]
     assert len(calls) == len(set(calls)) == 3
     raw = action["tool_call_id"]
-    assert calls[-1] == f"{raw}:{again['id']}"
+    again = "a0000000-0000-4000-8000-00000000000a"
+    assert calls[-1] == f"{raw}:{again}"
     results = [(r.tool_call_id, r.is_error) for m in thread.messages for r in m.tool_results]
-    assert results[-2:] == [(f"{raw}:{again['id']}", True), (raw, True)]
+    assert results[-2:] == [(f"{raw}:{again}", True), (raw, True)]
     assert thread.messages[-1].tool_results[0].output == "not now"
 
 
@@ -373,3 +390,68 @@ def test_cli_a_missing_path_is_reported_and_the_others_imported(
     assert (report["messages"], report["problems"]) == (8, [f"No such file or folder: {missing}"])
     again = succeeds_json(run_cli(home, "import", "openhands", str(conversation), "--json"))
     assert (again["messages"], again["already_imported"]) == (0, 8)
+
+
+@st.composite
+def _cuts(draw: st.DrawFn, events: int) -> list[tuple[int, bool]]:
+    """Imports while the folder holds the first ``n`` events, and (``True``)
+    the next event file half written."""
+    points = draw(st.lists(st.integers(0, events), unique=True, max_size=6).map(sorted))
+    return [(point, draw(st.booleans()) and point < events) for point in points]
+
+
+async def _threads(store: ThreadStore) -> list[dict[str, Any]]:
+    """Every thread, without its version and the folder it was imported from."""
+    page = await store.list_threads(limit=100)
+    threads = [(await store.get_thread(head.id)).model_dump(exclude={"v"}) for head in page.threads]
+    for thread in threads:
+        assert thread["metadata"].pop("imported_from")
+    return sorted(threads, key=lambda thread: str(thread["id"]))
+
+
+async def _import_in_steps(full: Path, target: Path, cuts: list[tuple[int, bool]]) -> None:
+    files = sorted((full / "events").iterdir())
+    shutil.copy(full / "base_state.json", target / "base_state.json")
+    (target / "events").mkdir()
+    async with ThreadStore(MemoryRecorder()) as whole:
+        await import_openhands_conversation(whole, full)
+        expected = await _threads(whole)
+    async with ThreadStore(MemoryRecorder()) as store:
+        for count, partial in cuts:
+            for path in files[:count]:
+                shutil.copy(path, target / "events" / path.name)
+            if partial:
+                raw = files[count].read_bytes()
+                (target / "events" / files[count].name).write_bytes(raw[: len(raw) // 2])
+            await import_openhands_conversation(store, target)
+        for path in files:
+            shutil.copy(path, target / "events" / path.name)
+        final = await import_openhands_conversation(store, target)
+        assert final.malformed == 0
+        assert await _threads(store) == expected
+
+
+@pytest.fixture(scope="module")
+def rich_conversation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real conversation with a repeated tool call, a condensation and a
+    condensation request appended (13 events)."""
+    target = tmp_path_factory.mktemp("rich") / THREAD.replace("-", "")
+    shutil.copytree(samples("openhands", "v1-sdk-conversation"), target)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    add_repeated_call(target, 8)
+    add_condensation(target, 11)
+    return target
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_importing_at_any_cut_points_gives_what_one_import_gives(
+    rich_conversation: Path, data: st.DataObject
+) -> None:
+    events = len(list((rich_conversation / "events").iterdir()))
+    cuts = data.draw(_cuts(events))
+    with tempfile.TemporaryDirectory() as name:
+        target = Path(name) / rich_conversation.name
+        target.mkdir()
+        asyncio.run(_import_in_steps(rich_conversation, target, cuts))
