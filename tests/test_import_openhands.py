@@ -25,7 +25,7 @@ from tests.importers.conftest import samples
 from tests.test_cli import run_cli, succeeds_json
 from threadline import ThreadStore
 from threadline.importers import import_openhands, import_openhands_conversation
-from threadline.importers.openhands import LATE_USAGE
+from threadline.importers.openhands import LATE_USAGE, OpenHandsReport, discover
 from threadline.model import Thread
 from threadline.recorders import MemoryRecorder
 
@@ -455,3 +455,28 @@ def test_importing_at_any_cut_points_gives_what_one_import_gives(
         target = Path(name) / rich_conversation.name
         target.mkdir()
         asyncio.run(_import_in_steps(rich_conversation, target, cuts))
+
+
+def test_a_path_finds_its_conversation_from_inside_or_above(
+    tmp_path: Path, conversation: Path
+) -> None:
+    event = next((conversation / "events").iterdir())
+    for path in (
+        conversation,
+        conversation / "events",
+        event,
+        conversation / "base_state.json",
+        tmp_path,
+    ):
+        report = OpenHandsReport()
+        assert discover([path], report) == [conversation], path
+        assert report.problems == []
+    v0 = tmp_path / "sessions" / "s1" / "events"
+    v0.mkdir(parents=True)
+    (v0 / "0.json").write_text("{}")
+    report = OpenHandsReport()
+    assert discover([v0.parent.parent, conversation, conversation], report) == [conversation]
+    assert report.problems == [
+        f"No OpenHands conversation in {v0.parent.parent}: it holds OpenHands V0 sessions "
+        "(events/<n>.json), which this importer does not read"
+    ]

@@ -39,8 +39,10 @@ importers.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,28 +173,39 @@ def _conversations_under(path: Path) -> list[Path]:
         if path.parent.name == EVENTS and _EVENT_FILE.match(path.name):
             return [path.parent.parent]
         return []
-    if is_conversation(path):
-        return [path]
-    candidates = {state.parent for state in path.rglob(BASE_STATE)}
-    candidates.update(events.parent for events in path.rglob(EVENTS) if events.is_dir())
-    return sorted(folder for folder in candidates if is_conversation(folder))
+    if path.name == EVENTS and is_conversation(path.parent):
+        return [path.parent]
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(path):
+        here = Path(folder)
+        if BASE_STATE in files or (EVENTS in dirs and _event_files(here)):
+            found.append(here)
+        if EVENTS in dirs:
+            dirs.remove(EVENTS)  # event files only, never conversations
+        dirs.sort()
+    return found
 
 
-def _what_is_there(path: Path) -> str:
-    """What a path without a conversation holds, said plainly."""
+def _what_is_there(path: Path, most: int = 100_000) -> str:
+    """What a path without a conversation holds, said plainly (looking at no
+    more than ``most`` files)."""
     if path.is_file():
         return f"{path.name} is neither a {BASE_STATE} nor an {EVENTS}/event-<idx>-<id>.json file"
-    files = [p for p in path.rglob("*") if p.is_file()]
-    if not files:
+    suffixes: Counter[str] = Counter()
+    v0_events = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            suffixes[Path(name).suffix or "(no suffix)"] += 1
+            v0_events += Path(folder).name == EVENTS and bool(_V0_EVENT_FILE.match(name))
+        if suffixes.total() >= most:
+            break
+    if not suffixes:
         return "the folder is empty"
-    if any(p.parent.name == EVENTS and _V0_EVENT_FILE.match(p.name) for p in files):
+    if v0_events:
         return "it holds OpenHands V0 sessions (events/<n>.json), which this importer does not read"
-    suffixes: dict[str, int] = {}
-    for file in files:
-        suffixes[file.suffix or "(no suffix)"] = suffixes.get(file.suffix or "(no suffix)", 0) + 1
     kinds = ", ".join(f"{count} {suffix}" for suffix, count in sorted(suffixes.items()))
     return (
-        f"it holds {len(files)} file(s) ({kinds}) but no {BASE_STATE} "
+        f"it holds {suffixes.total()} file(s) ({kinds}) but no {BASE_STATE} "
         f"or {EVENTS}/event-<idx>-<id>.json"
     )
 
