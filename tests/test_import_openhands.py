@@ -25,7 +25,12 @@ from tests.importers.conftest import samples
 from tests.test_cli import run_cli, succeeds_json
 from threadline import ThreadStore
 from threadline.importers import import_openhands, import_openhands_conversation
-from threadline.importers.openhands import LATE_USAGE, OpenHandsReport, discover
+from threadline.importers.openhands import (
+    LATE_USAGE,
+    OpenHandsReport,
+    conversation_folder,
+    discover,
+)
 from threadline.model import Thread
 from threadline.recorders import MemoryRecorder
 
@@ -471,6 +476,9 @@ def test_a_path_finds_its_conversation_from_inside_or_above(
         report = OpenHandsReport()
         assert discover([path], report) == [conversation], path
         assert report.problems == []
+        if path != tmp_path:
+            assert conversation_folder(path) == conversation
+    assert conversation_folder(tmp_path) is None
     v0 = tmp_path / "sessions" / "s1" / "events"
     v0.mkdir(parents=True)
     (v0 / "0.json").write_text("{}")

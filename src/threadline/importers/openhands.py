@@ -161,6 +161,16 @@ def discover(paths: Iterable[Path], report: OpenHandsReport) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def conversation_folder(path: Path) -> Path | None:
+    """The conversation folder that ``path`` (the folder itself, its
+    ``base_state.json``, its ``events`` folder or an event file) belongs to,
+    or ``None``: what a watcher asks of a changed path."""
+    for candidate in (path, path.parent, path.parent.parent):
+        if candidate.name != EVENTS and is_conversation(candidate):
+            return candidate
+    return None
+
+
 def is_conversation(folder: Path) -> bool:
     """Whether ``folder`` is an OpenHands (V1) conversation folder."""
     return (folder / BASE_STATE).is_file() or bool(_event_files(folder))
