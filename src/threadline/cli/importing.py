@@ -24,6 +24,7 @@ from threadline.cli.commands import Settings, console, json_option, print_json, 
 from threadline.cli.render import clip, dollars
 from threadline.errors import ThreadlineError
 from threadline.importers import ImportReport, import_claude_code, import_codex, import_export
+from threadline.importers.openhands import OpenHandsReport, import_openhands
 from threadline.importers.progress import ImportProgress
 from threadline.store import ThreadStore
 
@@ -70,7 +71,7 @@ class _Bar(ImportProgress):
 
 def _run_import(
     settings: Settings, importer: _Importer, paths: tuple[Path, ...], label: str, as_json: bool
-) -> None:
+) -> ImportReport:
     with _Bar(label) as bar:
         report = run(settings, lambda store: importer(store, list(paths), progress=bar))
     for bad in report.malformed_lines[:SHOWN_MALFORMED]:
@@ -82,6 +83,7 @@ def _run_import(
         print_json(report.to_json())
     else:
         print_report(console(), report)
+    return report
 
 
 def print_report(out: Console, report: ImportReport) -> None:
@@ -160,6 +162,23 @@ def import_claude_code_command(settings: Settings, paths: tuple[Path, ...], as_j
 def import_codex_command(settings: Settings, paths: tuple[Path, ...], as_json: bool) -> None:
     """Import Codex rollouts: files or folders (default ~/.codex/sessions)."""
     _run_import(settings, import_codex, paths, "Codex", as_json)
+
+
+@import_group.command(name="openhands")
+@click.argument("paths", nargs=-1, metavar="[PATH]...", type=click.Path(path_type=Path))
+@json_option
+@click.pass_obj
+def import_openhands_command(settings: Settings, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Import OpenHands conversation folders (default ~/.openhands/conversations).
+
+    A PATH that is missing or holds no conversation is reported, the others
+    are imported, and the command exits 1.
+    """
+    report = _run_import(settings, import_openhands, paths, "OpenHands", as_json)
+    if isinstance(report, OpenHandsReport) and report.problems:
+        for problem in report.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(1)
 
 
 @import_group.command(name="json")

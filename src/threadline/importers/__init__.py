@@ -10,6 +10,7 @@ from threadline.importers.claude_code import import_claude_code
 from threadline.importers.codex import import_codex
 from threadline.importers.core import ImportReport, MalformedLine
 from threadline.importers.exported import import_export
+from threadline.importers.openhands import import_openhands, import_openhands_conversation
 from threadline.importers.progress import ImportProgress
 
 __all__ = [
@@ -19,4 +20,6 @@ __all__ = [
     "import_claude_code",
     "import_codex",
     "import_export",
+    "import_openhands",
+    "import_openhands_conversation",
 ]
