@@ -37,6 +37,7 @@ settles (see :mod:`threadline.recorders.sync_state`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -300,7 +301,7 @@ def _with_messages(head: ThreadHead | None, messages: list[Message]) -> ThreadHe
             output_tokens=int(sums[1]),
             cache_read_tokens=int(sums[2]),
             cache_write_tokens=int(sums[3]),
-            cost_usd=sums[4],
+            cost_usd=min(sums[4], sys.float_info.max),  # finite even for logs from before bounds
             priced_messages=int(sums[5]),
             unpriced_messages=int(sums[6]),
         )

@@ -76,7 +76,13 @@ from threadline.errors import (
     WriterBusy,
 )
 from threadline.ids import now_ms, uuid7
-from threadline.model import ArchivedObject, ArchivedThread, LifecycleOp, ThreadHead
+from threadline.model import (
+    ArchivedObject,
+    ArchivedThread,
+    LifecycleOp,
+    ThreadHead,
+    stored_context,
+)
 from threadline.recorders.roles import ArchiveLedger, RecordedDelta, WriterLease
 
 if TYPE_CHECKING:
@@ -246,7 +252,7 @@ class _Payload(BaseModel):
 
 def decode_log(raw: bytes) -> tuple[ThreadHead, list[RecordedDelta]]:
     """The head and log of an uncompressed object (pydantic errors if malformed)."""
-    payload = _Payload.model_validate_json(raw)
+    payload = _Payload.model_validate_json(raw, context=stored_context())
     thread_id = payload.thread_id
     return payload.head, [RecordedDelta(thread_id, e.v, e.at, e.delta) for e in payload.log]
 

@@ -481,7 +481,10 @@ class PostgresRecorder(ThreadRecorder):
                 max(min(after, _MAX_V), -1),
                 _MAX_V if upto is None else max(min(upto, _MAX_V), -1),
             )
-        return [RecordedDelta(thread_id, v, at, delta_from_json(body)) for v, at, body in rows]
+        return [
+            RecordedDelta(thread_id, v, at, delta_from_json(body, stored=True))
+            for v, at, body in rows
+        ]
 
     async def list_heads(
         self, *, limit: int, after: tuple[int, str] | None = None
@@ -623,7 +626,9 @@ class PostgresRecorder(ThreadRecorder):
                 return None
             rows = await conn.fetch(sql.LOG, row[0])
             # A log that does not fold raises here, before anything changes.
-            plan = planner.replay(thread_id, [delta_from_json(body) for _, _, body in rows])
+            plan = planner.replay(
+                thread_id, [delta_from_json(body, stored=True) for _, _, body in rows]
+            )
             await conn.fetch(sql.DELETE, self.workspace, [thread_id])
             args = self._append_args(thread_id, None, 0, plan, False)
             tid, head = self._appended(thread_id, 0, plan, await conn.fetchrow(sql.APPEND, *args))

@@ -31,7 +31,7 @@ _T = TypeVar("_T")
 
 def message_of(body: bytes) -> Message:
     """The message of a stored message delta."""
-    delta = delta_from_json(body)
+    delta = delta_from_json(body, stored=True)
     if not isinstance(delta, MessageDelta):
         raise InvalidDelta(f"message projection points at a {delta.type} delta")
     return delta.message

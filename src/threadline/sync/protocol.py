@@ -14,10 +14,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, computed_field
 
 from threadline.deltas import Delta
-from threadline.model import Message, ThreadHead
+from threadline.model import JsonObject, Message, ThreadHead, Timestamp
 
-THREAD_ID_PATTERN = r"^[^\x00-\x1f\x7f/]{1,200}$"
-"""Thread ids on the wire: 1 to 200 characters, no control characters, no ``/``."""
+THREAD_ID_PATTERN = (
+    r"^(?:[^\x00-\x1f\x7f/.][^\x00-\x1f\x7f/]{0,199}"
+    r"|\.[^\x00-\x1f\x7f/.][^\x00-\x1f\x7f/]{0,198}"
+    r"|\.\.[^\x00-\x1f\x7f/]{1,198})$"
+)
+"""Thread ids on the wire: 1 to 200 characters, no control characters, no ``/``,
+and not ``.`` or ``..`` (a URL path cannot name those: they would be created and
+then never reached)."""
 
 ThreadId = Annotated[str, Field(pattern=THREAD_ID_PATTERN)]
 Version = Annotated[int, Field(ge=0, le=2**31 - 1)]
@@ -27,7 +33,7 @@ MAX_BATCH = 50
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ErrorBody(_Wire):
@@ -108,11 +114,11 @@ class CreateThread(_Wire):
 
     id: ThreadId | None = None
     title: str | None = None
-    created: int | None = Field(default=None, ge=0, le=2**53)
+    created: Timestamp | None = None
     parent_thread_id: ThreadId | None = None
     origin_thread_id: ThreadId | None = None
-    env: dict[str, JsonValue] = Field(default_factory=dict)
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    env: JsonObject = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     messages: list[Message] = Field(default_factory=list)
 
 

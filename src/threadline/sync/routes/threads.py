@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from threadline.deltas import Delta, MessageDelta, ThreadCreate
 from threadline.errors import ThreadNotFound
-from threadline.ids import new_thread_id, now_ms
+from threadline.ids import new_thread_id, now_ms, parse_list_cursor
 from threadline.model import ThreadHead
 from threadline.recorders.base import LinkGraph, ThreadRecorder
 from threadline.sync import protocol as wire
@@ -30,10 +30,10 @@ def _cursor_of(head: ThreadHead) -> str:
 
 
 def _parse_list_cursor(cursor: str) -> tuple[int, str]:
-    stamp, sep, thread_id = cursor.partition(":")
-    if not sep or not stamp.isdigit() or not thread_id:
+    parsed = parse_list_cursor(cursor)
+    if parsed is None:
         raise Problem(422, "invalid_cursor", f"Not a thread list cursor: {cursor!r}")
-    return int(stamp), thread_id
+    return parsed
 
 
 async def messages_page(

@@ -1,0 +1,129 @@
+"""Issue 16 over real HTTP, on SQLite and PostgreSQL: what the API accepts stays
+readable by every read route; what it cannot show is refused with a 4xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tests.server.served import Served
+
+READ_ROUTES = (
+    "/v1/threads/{id}",
+    "/v1/threads/{id}/messages",
+    "/v1/threads/{id}/deltas",
+    "/v1/threads/{id}/related",
+    "/v1/threads/{id}/subtree",
+    "/v1/threads/{id}/ancestry",
+    "/v1/threads",
+    "/v1/usage",
+    "/v1/usage?thread_id={id}",
+    "/v1/search?q=hello",
+    "/v1/changes",
+)
+
+
+async def assert_readable(served: Served, thread_id: str) -> None:
+    """Every read route answers 200 for the workspace and ``thread_id``."""
+    for route in READ_ROUTES:
+        response = await served.http.get(route.format(id=thread_id))
+        assert response.status_code == 200, (route, response.status_code, response.text[:300])
+
+
+def message(n: int, **fields: Any) -> dict[str, Any]:
+    return {"id": f"M-{n}", "role": "assistant", "content": f"hello {n}", **fields}
+
+
+async def create(served: Served, thread_id: str, *messages: dict[str, Any]) -> int:
+    body = {"id": thread_id, "title": "t", "messages": list(messages)}
+    response = await served.http.post("/v1/threads", json=body)
+    return response.status_code
+
+
+def raw(body: str) -> dict[str, Any]:
+    return {"content": body.encode(), "headers": {"content-type": "application/json"}}
+
+
+async def test_non_finite_or_huge_costs_are_refused_and_sums_stay_finite(served: Served) -> None:
+    over = '{"id": "T-1", "messages": [{"role": "assistant", "usage": {"cost_usd": 1e309}}]}'
+    assert (await served.http.post("/v1/threads", **raw(over))).status_code == 422
+    big = message(1, usage={"cost_usd": 1e308})
+    assert await create(served, "T-2", big) == 422
+    at_most = message(1, usage={"cost_usd": 1e9, "input_tokens": 2**31 - 1})
+    again = message(2, usage={"cost_usd": 1e9, "input_tokens": 2**31 - 1})
+    assert await create(served, "T-3", at_most, again) == 201
+    await assert_readable(served, "T-3")
+    head = (await served.http.get("/v1/threads/T-3")).json()["head"]
+    assert head["totals"]["cost_usd"] == 2e9
+    assert head["totals"]["input_tokens"] == 2 * (2**31 - 1)
+
+
+async def test_token_counts_beyond_the_bound_are_refused(served: Served) -> None:
+    for tokens in (2**31, 2**53):
+        assert await create(served, "T-1", message(1, usage={"output_tokens": tokens})) == 422
+    assert await create(served, "T-1", message(1, usage={"output_tokens": 2**31 - 1})) == 201
+    await assert_readable(served, "T-1")
+
+
+async def test_nan_and_infinity_in_metadata_or_tool_input_are_refused(served: Served) -> None:
+    for body in (
+        '{"id": "T-1", "metadata": {"a": NaN}}',
+        '{"id": "T-1", "env": {"a": [Infinity]}}',
+        '{"id": "T-1", "messages": [{"role": "user", "metadata": {"x": {"y": -Infinity}}}]}',
+        '{"id": "T-1", "messages": [{"role": "assistant", '
+        '"tool_calls": [{"id": "c", "name": "n", "input": {"v": 1e999}}]}]}',
+    ):
+        response = await served.http.post("/v1/threads", **raw(body))
+        assert response.status_code == 422, body
+    assert (await served.http.get("/v1/threads/T-1")).status_code == 404
+    assert await create(served, "T-1") == 201
+    push = {"base_version": 1, "deltas": [{"type": "metadata", "patch": {"a": 1.5}}]}
+    first = await served.http.post("/v1/threads/T-1/deltas", json=push)
+    replay = await served.http.post("/v1/threads/T-1/deltas", json=push)
+    assert (first.status_code, replay.status_code) == (200, 200)
+    assert replay.json()["replayed"] is True
+    nan = (
+        orjson.dumps(push)
+        .decode()
+        .replace("1.5", "NaN")
+        .replace('"base_version":1', '"base_version":2')
+    )
+    assert (await served.http.post("/v1/threads/T-1/deltas", **raw(nan))).status_code == 422
+
+
+async def test_timestamps_beyond_year_9999_are_refused(served: Served) -> None:
+    end = 253_402_300_799_999
+    assert await create(served, "T-1", message(1, timestamp=end + 1)) == 422
+    response = await served.http.post("/v1/threads", json={"id": "T-2", "created": end + 1})
+    assert response.status_code == 422
+    push = {"base_version": 0, "deltas": [{"type": "thread:create", "id": "T-3", "created": 2**60}]}
+    assert (await served.http.post("/v1/threads/T-3/deltas", json=push)).status_code == 422
+    response = await served.http.post("/v1/threads", json={"id": "T-4", "created": end})
+    assert response.status_code == 201
+    assert await create(served, "T-5", message(1, timestamp=end)) == 201
+    await assert_readable(served, "T-4")
+    await assert_readable(served, "T-5")
+    assert (await served.http.get("/")).status_code in (200, 303)
+
+
+async def test_thread_ids_dot_and_dot_dot_are_refused(served: Served) -> None:
+    for thread_id in (".", ".."):
+        assert await create(served, thread_id) == 422
+        push = {"base_version": 0, "deltas": [{"type": "thread:create", "id": thread_id}]}
+        encoded = thread_id.replace(".", "%2E")
+        response = await served.http.post(f"/v1/threads/{encoded}/deltas", json=push)
+        assert response.status_code in (404, 422), thread_id
+    for thread_id in ("...", ".a", "a.", "..b"):
+        assert await create(served, thread_id) == 201, thread_id
+    listed = (await served.http.get("/v1/threads")).json()["threads"]
+    assert sorted(t["id"] for t in listed) == ["...", "..b", ".a", "a."]
+
+
+async def test_a_malformed_list_cursor_is_a_422(served: Served) -> None:
+    assert await create(served, "T-1") == 201
+    for cursor in (f"{2**63}:T-1", "9" * 40 + ":T-1", "1:", ":T-1", "x:T-1", "\u0661:T-1"):
+        response = await served.http.get("/v1/threads", params={"cursor": cursor})
+        assert (response.status_code, response.json()["code"]) == (422, "invalid_cursor"), cursor
+    edge = await served.http.get("/v1/threads", params={"cursor": f"{2**63 - 1}:T-1"})
+    assert [t["id"] for t in edge.json()["threads"]] == ["T-1"]
