@@ -55,7 +55,7 @@ from threadline.deltas import (
 )
 from threadline.errors import InvalidDelta, ThreadExists, ThreadNotFound, VersionConflict
 from threadline.model import Message, ThreadHead, UsageTotals
-from threadline.search import message_search_text
+from threadline.search import index_token, message_search_text
 from threadline.search import tokens as search_tokens
 
 DAY_MS = 86_400_000
@@ -353,9 +353,9 @@ class DerivedRows:
 
 def document_tokens(content: str, tools: str) -> str:
     """The tokens of a message's search document, space-separated."""
-    return " ".join(search_tokens(content) + search_tokens(tools))
+    return " ".join(map(index_token, search_tokens(content) + search_tokens(tools)))
 
 
 def title_tokens(title: str | None) -> str:
     """The tokens of a title document, space-separated ("" for no title)."""
-    return " ".join(search_tokens(title)) if title else ""
+    return " ".join(map(index_token, search_tokens(title))) if title else ""

@@ -3,6 +3,8 @@ readable by every read route; what it cannot show is refused with a 4xx."""
 
 from __future__ import annotations
 
+import random
+import string
 from typing import Any
 
 import orjson
@@ -127,3 +129,22 @@ async def test_a_malformed_list_cursor_is_a_422(served: Served) -> None:
         assert (response.status_code, response.json()["code"]) == (422, "invalid_cursor"), cursor
     edge = await served.http.get("/v1/threads", params={"cursor": f"{2**63 - 1}:T-1"})
     assert [t["id"] for t in edge.json()["threads"]] == ["T-1"]
+
+
+async def test_a_message_with_one_very_long_word_is_accepted_and_search_works(
+    served: Served,
+) -> None:
+    letters = random.Random(16).choices(string.ascii_letters + string.digits, k=6000)
+    long_word = "".join(letters)  # incompressible, as an index entry must hold it
+    assert await create(served, "T-1", message(1, content=f"needle {long_word} haystack")) == 201
+    assert await create(served, "T-2", message(2, content="x" * 20_000)) == 201
+    await assert_readable(served, "T-1")
+    for query in ("needle", "haystack"):
+        hits = (await served.http.get("/v1/search", params={"q": query})).json()["hits"]
+        assert [h["thread_id"] for h in hits] == ["T-1"], query
+    # Past the characters the index keeps, the match is still exact.
+    found = await served.http.get("/v1/search", params={"q": long_word[:900] + "*"})
+    assert [h["thread_id"] for h in found.json()["hits"]] == ["T-1"]
+    other = long_word[:899] + ("a" if long_word[899] != "a" else "b")
+    for query in (other + "*", long_word[:900]):
+        assert (await served.http.get("/v1/search", params={"q": query})).json()["hits"] == []
