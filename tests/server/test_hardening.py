@@ -3,6 +3,7 @@ readable by every read route; what it cannot show is refused with a 4xx."""
 
 from __future__ import annotations
 
+import gzip
 import random
 import string
 from typing import Any
@@ -148,3 +149,17 @@ async def test_a_message_with_one_very_long_word_is_accepted_and_search_works(
     other = long_word[:899] + ("a" if long_word[899] != "a" else "b")
     for query in (other + "*", long_word[:900]):
         assert (await served.http.get("/v1/search", params={"q": query})).json()["hits"] == []
+
+
+async def test_every_member_of_a_multi_member_gzip_body_is_decoded(served: Served) -> None:
+    body = orjson.dumps({"id": "T-1", "title": "whole", "messages": [message(1), message(2)]})
+    half = len(body) // 2
+    two_members = gzip.compress(body[:half]) + gzip.compress(body[half:])
+    headers = {"content-type": "application/json", "content-encoding": "gzip"}
+    response = await served.http.post("/v1/threads", content=two_members, headers=headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["head"]["message_count"] == 2
+    garbage = gzip.compress(body) + b"not gzip"
+    refused = await served.http.post("/v1/threads", content=garbage, headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_encoding")
+    assert (await served.http.get("/v1/threads")).json()["threads"][0]["title"] == "whole"
