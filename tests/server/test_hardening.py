@@ -6,9 +6,11 @@ from __future__ import annotations
 import gzip
 import random
 import string
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.server.served import Served
 
@@ -163,3 +165,17 @@ async def test_every_member_of_a_multi_member_gzip_body_is_decoded(served: Serve
     refused = await served.http.post("/v1/threads", content=garbage, headers=headers)
     assert (refused.status_code, refused.json()["code"]) == (400, "invalid_encoding")
     assert (await served.http.get("/v1/threads")).json()["threads"][0]["title"] == "whole"
+
+
+async def test_a_server_failure_names_an_error_id_and_no_server_path(served: Served) -> None:
+    if served.backend.name != "sqlite":
+        pytest.skip("a damaged workspace file is an embedded-SQLite failure")
+    damaged = Path(served.backend.db) / "workspaces" / f"{served.workspace}.db"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_bytes(b"this is not a database" * 1000)
+    response = await served.http.get("/v1/threads")
+    assert response.status_code == 500
+    body = response.json()
+    assert set(body) == {"code", "message", "error_id"}
+    assert served.backend.db not in response.text
+    assert "workspaces" not in response.text

@@ -60,7 +60,7 @@ def serve(db_url: str | None, host: str, port: int, archive_url: str | None, wor
     """
     import uvicorn
 
-    from threadline.recorders.workspaces import is_postgres_url
+    from threadline.recorders.workspaces import is_postgres_url, masked_url
     from threadline.sync import server
 
     postgres = db_url is not None and is_postgres_url(db_url)
@@ -69,7 +69,7 @@ def serve(db_url: str | None, host: str, port: int, archive_url: str | None, wor
             f"--workers {workers} needs PostgreSQL (--db postgresql://...): the embedded "
             "SQLite store is written by one process. Run one worker, or use PostgreSQL."
         )
-    where = db_url if db_url else str(server_home())
+    where = masked_url(db_url) if db_url else str(server_home())
     plural = f", {workers} workers" if workers > 1 else ""
     click.echo(
         f"threadline sync server on http://{host}:{port} (storage: {where}{plural})", err=True

@@ -11,7 +11,6 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Self, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -19,7 +18,7 @@ from threadline.auth import TokenRecord
 from threadline.errors import InvalidDelta, StoreBusy, StoreCorrupt, ThreadlineError
 from threadline.ids import now_ms
 from threadline.recorders import postgres_schema as sql
-from threadline.recorders.workspaces import Workspaces
+from threadline.recorders.workspaces import Workspaces, masked_url
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -42,12 +41,8 @@ RETRYABLE = (
 
 
 def redacted(dsn: str) -> str:
-    """``dsn`` without its password, for messages."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``dsn`` without its password (in the user part or a parameter), for messages."""
+    return masked_url(dsn)
 
 
 @contextlib.asynccontextmanager

@@ -37,11 +37,14 @@ class _Wire(BaseModel):
 
 
 class ErrorBody(_Wire):
-    """Every error answer: a stable ``code`` for programs, a ``message`` for people."""
+    """Every error answer: a stable ``code`` for programs, a ``message`` for people.
+    A server failure (5xx) says nothing of the server's internals: its message is
+    generic and ``error_id`` names the server log entry that has the details."""
 
     code: str
     message: str
     errors: list[dict[str, JsonValue]] | None = None
+    error_id: str | None = None
 
 
 class Health(_Wire):
