@@ -3,9 +3,13 @@ readable by every read route; what it cannot show is refused with a 4xx."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import json
 import random
 import string
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +183,41 @@ async def test_a_server_failure_names_an_error_id_and_no_server_path(served: Ser
     assert set(body) == {"code", "message", "error_id"}
     assert served.backend.db not in response.text
     assert "workspaces" not in response.text
+
+
+def _threadline(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "threadline", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_a_revoked_token_is_refused_within_a_second(served: Served) -> None:
+    db = served.backend.db
+    other = await served.backend.token(served.workspace, "mallory")
+    token_id = other[3:15]
+    headers = {"Authorization": f"Bearer {other}"}
+    assert (await served.http.get("/v1/threads", headers=headers)).status_code == 200
+    listed = json.loads(_threadline("token", "list", "--db", db, "--json").stdout)["tokens"]
+    mine = [t for t in listed if t["workspace"] == served.workspace]
+    assert sorted(t["user"] for t in mine) == ["mallory", "tester"]
+    assert {t["id"] for t in mine} >= {token_id}
+    assert "secret" not in json.dumps(listed)
+
+    revoked = _threadline("token", "revoke", token_id, "--db", db, "--json")
+    assert (revoked.returncode, json.loads(revoked.stdout)) == (
+        0,
+        {"id": token_id, "revoked": True},
+    )
+    await asyncio.sleep(1.0)
+    refused = await served.http.get("/v1/threads", headers=headers)
+    assert refused.status_code == 401
+    assert (await served.http.get("/v1/threads")).status_code == 200  # the other token
+    again = _threadline("token", "revoke", token_id, "--db", db)
+    assert again.returncode == 1
+    assert f"No token {token_id}" in again.stderr
+    listed = json.loads(_threadline("token", "list", "--db", db, "--json").stdout)["tokens"]
+    assert token_id not in {t["id"] for t in listed}

@@ -197,6 +197,16 @@ class PostgresDatabase(Workspaces):
             return None
         return TokenRecord(token_id, bytes(row[0]), row[1], row[2], row[3])
 
+    async def list_tokens(self) -> list[TokenRecord]:
+        async with translated(self.location):
+            rows = await self.pool.fetch(sql.LIST_TOKENS)
+        return [TokenRecord(r[0], bytes(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    async def revoke_token(self, token_id: str) -> bool:
+        async with translated(self.location):
+            status = await self.pool.execute(sql.REVOKE_TOKEN, token_id)
+        return status.endswith(" 1")
+
     async def start_listening(self) -> None:
         """Relay ``NOTIFY threadline_changes`` (from any process) to :meth:`notify_changed`."""
         async with self._listening:

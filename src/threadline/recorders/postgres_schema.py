@@ -424,6 +424,10 @@ ADD_TOKEN = (
     "VALUES ($1, $2, $3, $4, $5)"
 )
 FIND_TOKEN = "SELECT secret_hash, user_name, workspace, created FROM tokens WHERE id = $1"
+LIST_TOKENS = (
+    "SELECT id, secret_hash, user_name, workspace, created FROM tokens ORDER BY created, id"
+)
+REVOKE_TOKEN = "DELETE FROM tokens WHERE id = $1"
 
 # -- archive, restore and rebuild ----------------------------------------------------
 
