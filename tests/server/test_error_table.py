@@ -30,6 +30,7 @@ from threadline.errors import (
     StoreBusy,
     StoreClosed,
     StoreCorrupt,
+    StoreFull,
     ThreadArchived,
     ThreadExists,
     ThreadlineError,
@@ -52,6 +53,7 @@ ANSWERED: list[ThreadlineError] = [
     ArchiveObjectMissing("T-1", "file:///cold/team/threads/T-1/op.json.zst"),
     ArchiveObjectCorrupt("T-1", "file:///cold/team/threads/T-1/op.json.zst", "bad frame"),
     ArchiveUnavailable("s3://cold", "connection refused"),
+    StoreFull("/srv/team.db", "database or disk is full"),
 ]
 """One error of each row of the table: the client raises its class again."""
 

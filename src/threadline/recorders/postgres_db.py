@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Self, TypeAlias
 import asyncpg
 
 from threadline.auth import TokenRecord
-from threadline.errors import InvalidDelta, StoreBusy, StoreCorrupt, ThreadlineError
+from threadline.errors import (
+    InvalidDelta,
+    StoreBusy,
+    StoreCorrupt,
+    StoreFull,
+    ThreadlineError,
+)
 from threadline.ids import now_ms
 from threadline.recorders import postgres_schema as sql
 from threadline.recorders.workspaces import Workspaces, masked_url
@@ -57,6 +63,8 @@ async def translated(location: str) -> AsyncIterator[None]:
         asyncpg.exceptions.UntranslatableCharacterError,
     ) as exc:
         raise InvalidDelta(f"Text PostgreSQL cannot store (a NUL character?): {exc}") from exc
+    except asyncpg.exceptions.DiskFullError as exc:
+        raise StoreFull(location, str(exc)) from exc
     except RETRYABLE as exc:
         raise StoreBusy(location, str(exc)) from exc
     except (OSError, asyncpg.exceptions.InterfaceError) as exc:

@@ -32,6 +32,7 @@ from threadline.errors import (
     RemoteRefused,
     RemoteUnavailable,
     StoreClosed,
+    StoreFull,
     ThreadExists,
     ThreadlineError,
     ThreadNotFound,
@@ -130,6 +131,13 @@ WIRE_ERRORS: tuple[WireError, ...] = (
     WireError(ThreadExists, 409, "thread_exists", lambda a: ThreadExists(a.thread_id or "?")),
     WireError(VersionConflict, 409, "version_conflict", _version_conflict),
     WireError(InvalidDelta, 422, "invalid_delta", lambda a: InvalidDelta(a.message)),
+    WireError(
+        StoreFull,
+        503,
+        "store_full",
+        lambda a: _rebuilt(StoreFull, a),
+        lambda e: "The server's storage is full; nothing was written. Retry later",
+    ),
     WireError(
         ArchiveObjectMissing,
         500,

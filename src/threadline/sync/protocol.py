@@ -48,7 +48,11 @@ class ErrorBody(_Wire):
 
 
 class Health(_Wire):
-    status: Literal["ok"] = "ok"
+    """``ok``; or ``degraded`` (answered 503) with the ``problems`` seen, e.g.
+    ``store_full`` since a write found the storage full and until one succeeds."""
+
+    status: Literal["ok", "degraded"] = "ok"
+    problems: list[str] | None = None
 
 
 class WireDelta(_Wire):

@@ -15,7 +15,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
-from threadline.errors import ThreadlineError
+from threadline.errors import StoreFull, ThreadlineError
 from threadline.sync.errors import INTERNAL, INTERNAL_MESSAGE, answer_of
 from threadline.sync.routes.context import Problem, error_response
 
@@ -78,6 +78,10 @@ def server_failure(status: int, code: str, message: str, exc: BaseException) -> 
 async def on_threadline(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ThreadlineError)
     status, code, message = answer_of(exc)
+    if isinstance(exc, StoreFull):
+        context = getattr(request.app.state, "context", None)
+        if context is not None:
+            context.storage_full = True
     if status >= 500:
         return server_failure(status, code, message, exc)
     return error_response(status, code, message)
