@@ -617,6 +617,17 @@ class PostgresRecorder(ThreadRecorder):
                 )
         return [ArchivedThread.model_validate_json(row[0]) for row in rows]
 
+    async def unreadable_heads(self) -> list[str]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql.ALL_HEADS, self.workspace)
+        found = []
+        for thread_id, body in rows:
+            try:
+                ThreadHead.model_validate_json(body)
+            except ValueError:  # pydantic's ValidationError, for bytes that are no head
+                found.append(thread_id)
+        return found
+
     async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
         """Rebuild from the log: the thread's rows are replaced by a re-append of
         its whole log in one transaction (same tid is not kept; commit times are)."""

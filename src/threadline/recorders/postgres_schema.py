@@ -260,6 +260,7 @@ SELECT d.v, d.at, d.body FROM deltas d JOIN threads t ON t.tid = d.tid
 WHERE t.workspace = $1 AND t.id = $2 AND d.v > $3 AND d.v <= $4 ORDER BY d.v
 """
 
+ALL_HEADS = "SELECT id, head FROM threads WHERE workspace = $1"
 LIST_HEADS = """
 SELECT head FROM threads WHERE workspace = $1
 ORDER BY last_activity DESC, id DESC LIMIT $2

@@ -271,6 +271,7 @@ PAGE_BODIES = (
 )
 
 LIST_HEADS = "SELECT head FROM threads ORDER BY last_activity DESC, id DESC LIMIT ?"
+ALL_HEADS = "SELECT id, head FROM threads"
 LIST_HEADS_AFTER = (
     "SELECT head FROM threads WHERE (last_activity, id) < (?, ?) "
     "ORDER BY last_activity DESC, id DESC LIMIT ?"
