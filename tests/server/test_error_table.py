@@ -54,6 +54,7 @@ ANSWERED: list[ThreadlineError] = [
     ArchiveObjectCorrupt("T-1", "file:///cold/team/threads/T-1/op.json.zst", "bad frame"),
     ArchiveUnavailable("s3://cold", "connection refused"),
     StoreFull("/srv/team.db", "database or disk is full"),
+    ThreadArchived("T-1", 1_700_000_000_000),
 ]
 """One error of each row of the table: the client raises its class again."""
 
@@ -72,7 +73,6 @@ NOT_ANSWERED = {
     WriterBusy,  # the archive route answers it as 409 thread_busy
     WriterClosed,
     # A local store's features that no route reaches:
-    ThreadArchived,  # the server restores an archived thread instead
     InvalidModification,  # ThreadWriter's; would answer as its parent, InvalidDelta
     RoleUnavailable,  # a server's backends have every role
     threadline.store.VersionNotFound,

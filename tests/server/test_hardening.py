@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
 from tests.server.served import Served
+from threadline.viewer.session import COOKIE
 
 READ_ROUTES = (
     "/v1/threads/{id}",
@@ -221,3 +223,26 @@ async def test_a_revoked_token_is_refused_within_a_second(served: Served) -> Non
     assert f"No token {token_id}" in again.stderr
     listed = json.loads(_threadline("token", "list", "--db", db, "--json").stdout)["tokens"]
     assert token_id not in {t["id"] for t in listed}
+
+
+async def test_a_get_with_the_viewer_cookie_never_restores_an_archived_thread(
+    served: Served,
+) -> None:
+    if served.backend.name != "sqlite":
+        pytest.skip("the PostgreSQL test server has no cold storage configured")
+    assert await create(served, "T-1", message(1), message(2)) == 201
+    archived = await served.http.post("/v1/archive", json={"thread_ids": ["T-1"]})
+    assert archived.json()["thread_ids"] == ["T-1"]
+    token = served.http.headers["Authorization"].removeprefix("Bearer ")
+    cookie = {"Cookie": f"{COOKIE}={token}"}
+    async with httpx.AsyncClient(base_url=served.backend.url, headers=cookie) as browser:
+        for url in ("/v1/threads/T-1/messages", "/v1/threads/T-1/deltas"):
+            response = await browser.get(url)
+            assert (response.status_code, response.json()["code"]) == (409, "thread_archived")
+        assert (await browser.get("/v1/threads/T-1")).json()["archived"] is True
+        # Writes never take the cookie: restoring needs the bearer token.
+        assert (await browser.post("/v1/threads/T-1/restore")).status_code == 401
+    assert (await served.http.get("/v1/threads/T-1")).json()["archived"] is True
+    assert (await served.http.post("/v1/threads/T-1/restore")).json() == {"thread_ids": ["T-1"]}
+    page = (await served.http.get("/v1/threads/T-1/messages")).json()
+    assert [m["id"] for m in page["messages"]] == ["M-1", "M-2"]

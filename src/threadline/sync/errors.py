@@ -33,6 +33,7 @@ from threadline.errors import (
     RemoteUnavailable,
     StoreClosed,
     StoreFull,
+    ThreadArchived,
     ThreadExists,
     ThreadlineError,
     ThreadNotFound,
@@ -130,6 +131,16 @@ WIRE_ERRORS: tuple[WireError, ...] = (
     ),
     WireError(ThreadExists, 409, "thread_exists", lambda a: ThreadExists(a.thread_id or "?")),
     WireError(VersionConflict, 409, "version_conflict", _version_conflict),
+    WireError(
+        ThreadArchived,
+        409,
+        "thread_archived",
+        lambda a: _rebuilt(ThreadArchived, a),
+        lambda e: (
+            f"Thread {getattr(e, 'thread_id', '?')} is archived: restore it with "
+            f"POST /v1/threads/{{id}}/restore, then read it"
+        ),
+    ),
     WireError(InvalidDelta, 422, "invalid_delta", lambda a: InvalidDelta(a.message)),
     WireError(
         StoreFull,

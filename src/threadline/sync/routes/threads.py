@@ -212,9 +212,9 @@ def threads_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> wire.MessagesPage:
         """Up to ``limit`` messages ending before position ``before`` (default: the
-        newest), skipping ``offset`` more; oldest first. An archived thread is
-        restored first."""
-        return await archive.reviving(
+        newest), skipping ``offset`` more; oldest first. An archived thread answers
+        409 ``thread_archived``: restore it (POST) first."""
+        return await archive.active_only(
             who, thread_id, lambda: messages_page(who.recorder, thread_id, limit, offset, before)
         )
 
