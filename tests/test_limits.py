@@ -17,7 +17,13 @@ from pydantic import ValidationError
 from tests.test_cli import run_cli, succeeds
 from threadline import Message, MetadataDelta, ThreadCreate, ThreadStore, ToolCall, Usage
 from threadline.deltas import MessageDelta, delta_from_json
-from threadline.model import MAX_COST_USD, MAX_TIMESTAMP_MS, MAX_TOKENS, UsageTotals
+from threadline.model import (
+    MAX_COST_USD,
+    MAX_JSON_DEPTH,
+    MAX_TIMESTAMP_MS,
+    MAX_TOKENS,
+    UsageTotals,
+)
 
 
 @pytest.mark.parametrize("cost", [math.inf, -math.inf, math.nan, MAX_COST_USD * 2, 1e308])
@@ -165,3 +171,16 @@ async def test_a_store_holding_an_overflowed_cost_lists_and_doctor_repairs_it(
     assert head.totals.cost_usd == sys.float_info.max
     assert (head.totals.priced_messages, head.totals.unpriced_messages) == (2, 1)
     assert (head.totals.input_tokens, head.totals.output_tokens) == (3, 3)
+
+
+def test_json_values_nest_at_most_64_deep() -> None:
+    """Deeper JSON was accepted, then its head could not be read back (issue 16's
+    hypothesis test found it): the JSON parser stops at its recursion limit."""
+    value: object = 1
+    for _ in range(MAX_JSON_DEPTH - 1):
+        value = [value]
+    assert Message(role="user", metadata={"a": value}).metadata["a"] == value
+    with pytest.raises(ValidationError):
+        Message(role="user", metadata={"a": [value]})
+    with pytest.raises(ValidationError):
+        ThreadCreate(env={"a": [[value]]})

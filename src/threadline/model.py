@@ -62,19 +62,26 @@ def _at_most(limit: float) -> AfterValidator:
     return AfterValidator(check)
 
 
+MAX_JSON_DEPTH = 64
+"""How deeply JSON values (metadata, env, tool input and output) may nest: the
+JSON parser that reads them back refuses deeper documents."""
+
+
 def _finite_json(value: Any) -> Any:
     """``value`` unchanged if it holds only JSON numbers (no NaN or infinity, which
-    JSON cannot carry and which would be stored as null)."""
-    stack = [value]
+    JSON cannot carry and which would be stored as null) and nests at most
+    :data:`MAX_JSON_DEPTH` deep."""
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
+        elif isinstance(item, dict | list | tuple):
+            if depth >= MAX_JSON_DEPTH:
+                raise ValueError(f"JSON may nest at most {MAX_JSON_DEPTH} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
     return value
 
 
