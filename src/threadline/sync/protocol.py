@@ -26,6 +26,9 @@ and not ``.`` or ``..`` (a URL path cannot name those: they would be created and
 then never reached)."""
 
 ThreadId = Annotated[str, Field(pattern=THREAD_ID_PATTERN)]
+LIST_CURSOR_PATTERN = r"^[0-9]{1,18}:[^\x00-\x1f\x7f/]{1,200}$"
+"""A thread list cursor as the schema states it (``next_cursor`` of a listing;
+the server refuses any other with 422 ``invalid_cursor``)."""
 Version = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Cursor = Annotated[int, Field(ge=0, le=2**63 - 1)]
 

@@ -167,7 +167,10 @@ def threads_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
     async def list_threads(
         who: Auth,
         limit: Limit = 50,
-        cursor: Annotated[str | None, Query(max_length=300)] = None,
+        cursor: Annotated[
+            str | None,
+            Query(max_length=300, json_schema_extra={"pattern": wire.LIST_CURSOR_PATTERN}),
+        ] = None,
         parent: Annotated[str | None, Query(pattern=wire.THREAD_ID_PATTERN)] = None,
         origin: Annotated[str | None, Query(pattern=wire.THREAD_ID_PATTERN)] = None,
         active_since: Annotated[int | None, Query(ge=0, le=2**62)] = None,
