@@ -17,6 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
+from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from threadline.auth import create_token
@@ -90,7 +91,7 @@ def test_api_conforms_to_its_schema(case: Case[Any], served: Served) -> None:
     # thread:create of the path's id, a truncate must not pass the end; and free-form
     # JSON (metadata, env, tool input and output: schema `{}`) must hold integers
     # within ±2^53 and nest at most 64 deep, which the schema does not state yet.
-    excluded = [negative_data_rejection]
+    excluded: list[CheckFunction] = [negative_data_rejection]
     if case.operation.label in CROSS_FIELD_RULES:
         excluded.append(positive_data_acceptance)
     response = case.call_and_validate(

@@ -483,9 +483,14 @@ class Lifecycle:
             if progress is not None:
                 progress(done, total)
 
-        async with asyncio.TaskGroup() as group:
-            for family in families:
-                group.create_task(one(family))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for family in families:
+                    group.create_task(one(family))
+        except* ThreadlineError as failed:
+            # The first failure (cold storage unavailable, say) as itself: the other
+            # families stopped with it, and what did move stays archived.
+            raise failed.exceptions[0] from None
         return archived
 
     async def _put_verified(self, obj: ArchivedObject, data: bytes) -> None:
