@@ -62,6 +62,15 @@ class TokenStore(abc.ABC):
     async def find_token(self, token_id: str) -> TokenRecord | None:
         """The record of ``token_id``, or ``None``."""
 
+    @abc.abstractmethod
+    async def list_tokens(self) -> list[TokenRecord]:
+        """Every token's record, oldest first."""
+
+    @abc.abstractmethod
+    async def revoke_token(self, token_id: str) -> bool:
+        """Forget ``token_id`` for good (its requests are refused from then on, by
+        every server process within :data:`CACHE_SECONDS`); whether it existed."""
+
 
 def check_workspace(workspace: str) -> str:
     """``workspace`` if it is a valid name (letters, digits, ``.``, ``_``, ``-``;
@@ -133,19 +142,27 @@ async def authenticate(store: TokenStore, token: str) -> Principal | None:
     return Principal(user=record.user, workspace=record.workspace, token_id=record.token_id)
 
 
+CACHE_SECONDS = 0.5
+"""How long a server process trusts a token it has checked: a revoked token
+(``threadline token revoke``) is refused by every process at most this long
+after, whichever database and however many processes."""
+
+
 class TokenCache:
     """:func:`authenticate` with the answers kept for ``seconds``: a server checks
     each token against its database once per ``seconds``, not once per request.
 
     Entries are keyed by the token's SHA-256 (the raw token is not kept), and
-    only valid tokens are kept: a wrong token is checked again each time. Tokens
-    are never revoked or changed once made, so an entry cannot go stale; the
-    short life bounds what the cache holds. At ``size`` entries it starts over.
+    only valid tokens are kept: a wrong token is checked again each time. A token
+    revoked in the database is refused once its entry expires, so ``seconds``
+    bounds how long a revocation takes to reach every server process (issue 16:
+    under a second) while a busy client still costs one lookup per period. At
+    ``size`` entries it starts over.
     """
 
     def __init__(
         self,
-        seconds: float = 30.0,
+        seconds: float = CACHE_SECONDS,
         size: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

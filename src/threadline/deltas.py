@@ -16,7 +16,16 @@ from pydantic import Field, JsonValue, TypeAdapter, model_validator
 
 from threadline.errors import InvalidDelta, InvalidModification
 from threadline.ids import new_thread_id, now_ms
-from threadline.model import Message, Role, Thread, ThreadHead, _Frozen
+from threadline.model import (
+    JsonObject,
+    Message,
+    Role,
+    Thread,
+    ThreadHead,
+    Timestamp,
+    _Frozen,
+    stored_context,
+)
 
 MessageType = Literal["user:message", "assistant:message", "system:message"]
 
@@ -26,12 +35,12 @@ class ThreadCreate(_Frozen):
 
     type: Literal["thread:create"] = "thread:create"
     id: str = Field(default_factory=new_thread_id)
-    created: int = Field(default_factory=now_ms)
+    created: Timestamp = Field(default_factory=now_ms)
     title: str | None = None
     parent_thread_id: str | None = None
     origin_thread_id: str | None = None
-    env: dict[str, JsonValue] = Field(default_factory=dict)
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    env: JsonObject = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 class MessageDelta(_Frozen):
@@ -74,7 +83,7 @@ class MetadataDelta(_Frozen):
     """A JSON merge patch (RFC 7396) of ``metadata``; ``replace`` sets it whole."""
 
     type: Literal["metadata"] = "metadata"
-    patch: dict[str, JsonValue]
+    patch: JsonObject
     replace: bool = False
 
 
@@ -82,7 +91,7 @@ class EnvDelta(_Frozen):
     """Replace the execution context (cwd, git branch, OS, ...)."""
 
     type: Literal["env"] = "env"
-    value: dict[str, JsonValue]
+    value: JsonObject
 
 
 class ChildLinkDelta(_Frozen):
@@ -135,8 +144,10 @@ def delta_to_json(delta: Delta) -> bytes:
     return delta.model_dump_json().encode()
 
 
-def delta_from_json(data: bytes | str) -> Delta:
-    return _DELTA.validate_json(data)
+def delta_from_json(data: bytes | str, *, stored: bool = False) -> Delta:
+    """The delta of ``data``; ``stored`` for a delta read back from a store, which
+    must stay readable even past limits set after it was written."""
+    return _DELTA.validate_json(data, context=stored_context() if stored else None)
 
 
 def deltas_from_json(data: bytes | str) -> list[Delta]:

@@ -86,6 +86,20 @@ class StoreCorrupt(ThreadlineError):
         super().__init__(f"The store {path} is not a readable threadline database ({detail})")
 
 
+class StoreFull(ThreadlineError):
+    """The disk (or the file system's quota) holding the store is full. Nothing of
+    the failed write was kept; it can be made again once there is space."""
+
+    retryable = True
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        super().__init__(
+            f"The disk holding the store {path} is full ({detail}); nothing was written. "
+            "Free some space on it, then retry"
+        )
+
+
 class StoreClosed(ThreadlineError):
     def __init__(self) -> None:
         super().__init__("The store is closed; open it again with ThreadStore.open()")

@@ -51,3 +51,18 @@ def new_message_id() -> str:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+MAX_CURSOR_STAMP = 2**63 - 1
+"""The largest timestamp a thread list cursor may carry (a signed 64-bit integer,
+what both backends compare it with)."""
+
+
+def parse_list_cursor(text: str) -> tuple[int, str] | None:
+    """``(last_activity, thread_id)`` of a thread list cursor ``"<ms>:<id>"``, or
+    ``None`` if ``text`` is not one (every edge answers that as a bad request)."""
+    stamp, sep, thread_id = text.partition(":")
+    if not sep or not thread_id or not stamp.isascii() or not stamp.isdigit():
+        return None
+    value = int(stamp) if len(stamp) <= 20 else MAX_CURSOR_STAMP + 1
+    return (value, thread_id) if value <= MAX_CURSOR_STAMP else None

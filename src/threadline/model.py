@@ -11,14 +11,96 @@ an equal object (the round trip is lossless).
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Mapping
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    field_validator,
+)
 
 from threadline.ids import new_message_id, new_thread_id, now_ms
 
 Role = Literal["user", "assistant", "system"]
+
+# -- limits: what the edges accept is what every read path can show (issue 16) --
+
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+"""The last millisecond of year 9999 (UTC): later timestamps cannot be shown as dates."""
+MAX_TOKENS = 2**31 - 1
+"""Token counts of one response, at most: sums over any number of messages stay far
+below the 64-bit integers both backends sum in."""
+MAX_COST_USD = 1_000_000_000.0
+"""Cost of one response in USD, at most: sums stay finite floats."""
+STORED = "threadline.stored"
+"""Validation context key: the value was read back from a store, so limits newer
+than the store are not enforced on it (it must stay readable)."""
+
+
+def stored_context() -> dict[str, bool]:
+    """The validation context of values read back from storage."""
+    return {STORED: True}
+
+
+def _is_stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get(STORED))
+
+
+def _at_most(limit: float) -> AfterValidator:
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if value is not None and value > limit and not _is_stored(info):
+            raise ValueError(f"must be at most {int(limit) if limit == int(limit) else limit}")
+        return value
+
+    return AfterValidator(check)
+
+
+MAX_JSON_DEPTH = 64
+"""How deeply JSON values (metadata, env, tool input and output) may nest: the
+JSON parser that reads them back refuses deeper documents."""
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` unchanged if it holds only JSON numbers (no NaN or infinity, which
+    JSON cannot carry and which would be stored as null) and nests at most
+    :data:`MAX_JSON_DEPTH` deep."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
+        elif isinstance(item, dict | list | tuple):
+            if depth >= MAX_JSON_DEPTH:
+                raise ValueError(f"JSON may nest at most {MAX_JSON_DEPTH} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return value
+
+
+Json = Annotated[JsonValue, AfterValidator(_finite_json)]
+"""Any JSON value whose numbers are finite."""
+JsonObject = Annotated[dict[str, JsonValue], AfterValidator(_finite_json)]
+"""A JSON object whose numbers are finite."""
+Timestamp = Annotated[
+    int, Field(ge=0, json_schema_extra={"maximum": MAX_TIMESTAMP_MS}), _at_most(MAX_TIMESTAMP_MS)
+]
+"""Milliseconds since the epoch, up to the end of year 9999."""
+Tokens = Annotated[
+    int, Field(ge=0, json_schema_extra={"maximum": MAX_TOKENS}), _at_most(MAX_TOKENS)
+]
+Cost = Annotated[
+    float,
+    Field(ge=0, allow_inf_nan=False, json_schema_extra={"maximum": MAX_COST_USD}),
+    _at_most(MAX_COST_USD),
+]
 
 
 def _empty(value: object) -> bool:
@@ -37,7 +119,7 @@ _set = object.__setattr__
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     @classmethod
     def _trusted(cls, values: dict[str, Any]) -> Self:
@@ -77,14 +159,14 @@ class ToolCall(_Frozen):
 
     id: str
     name: str
-    input: dict[str, JsonValue] = Field(default_factory=dict)
+    input: JsonObject = Field(default_factory=dict)
 
 
 class ToolResult(_Frozen):
     """The outcome of a tool call, joined to it by ``tool_call_id``."""
 
     tool_call_id: str
-    output: JsonValue = ""
+    output: Json = ""
     is_error: bool = Field(default=False, exclude_if=_false)
 
 
@@ -92,11 +174,11 @@ class Usage(_Frozen):
     """Token usage and cost of one model response."""
 
     model: str | None = Field(default=None, exclude_if=_none)
-    input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(default=0, ge=0)
-    cache_read_tokens: int = Field(default=0, ge=0, exclude_if=_empty)
-    cache_write_tokens: int = Field(default=0, ge=0, exclude_if=_empty)
-    cost_usd: float | None = Field(default=None, ge=0, exclude_if=_none)
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
+    cache_read_tokens: Tokens = Field(default=0, exclude_if=_empty)
+    cache_write_tokens: Tokens = Field(default=0, exclude_if=_empty)
+    cost_usd: Cost | None = Field(default=None, exclude_if=_none)
 
 
 class Message(_Frozen):
@@ -105,11 +187,11 @@ class Message(_Frozen):
     id: str = Field(default_factory=new_message_id)
     role: Role
     content: str = ""
-    timestamp: int = Field(default_factory=now_ms)
+    timestamp: Timestamp = Field(default_factory=now_ms)
     tool_calls: tuple[ToolCall, ...] = Field(default=(), exclude_if=_empty)
     tool_results: tuple[ToolResult, ...] = Field(default=(), exclude_if=_empty)
     usage: Usage | None = Field(default=None, exclude_if=_none)
-    metadata: dict[str, JsonValue] = Field(default_factory=dict, exclude_if=_empty)
+    metadata: JsonObject = Field(default_factory=dict, exclude_if=_empty)
 
 
 class UsageTotals(_Frozen):
@@ -128,16 +210,26 @@ class UsageTotals(_Frozen):
     priced_messages: int = 0
     unpriced_messages: int = 0
 
+    @field_validator("cost_usd", mode="before")
+    @classmethod
+    def _stored_non_finite(cls, value: Any) -> Any:
+        # Stores written before costs were bounded may hold a total that overflowed,
+        # kept as null: read it as 0 so the thread still lists; `doctor` reports the
+        # totals as differing from the log and `doctor --repair` recomputes them.
+        return 0.0 if value is None else value
+
     def add(self, usage: Usage) -> UsageTotals:
         priced = usage.cost_usd is not None
-        # Sums of validated non-negative numbers: nothing to validate again.
+        cost = self.cost_usd + (usage.cost_usd or 0.0)
+        # Sums of validated non-negative numbers: nothing to validate again. Bounded
+        # costs keep sums finite; a log from before the bound saturates instead.
         return UsageTotals._trusted(
             {
                 "input_tokens": self.input_tokens + usage.input_tokens,
                 "output_tokens": self.output_tokens + usage.output_tokens,
                 "cache_read_tokens": self.cache_read_tokens + usage.cache_read_tokens,
                 "cache_write_tokens": self.cache_write_tokens + usage.cache_write_tokens,
-                "cost_usd": self.cost_usd + (usage.cost_usd or 0.0),
+                "cost_usd": cost if cost <= sys.float_info.max else sys.float_info.max,
                 "priced_messages": self.priced_messages + int(priced),
                 "unpriced_messages": self.unpriced_messages + int(not priced),
             }
@@ -147,14 +239,14 @@ class UsageTotals(_Frozen):
 class _ThreadFields(_Frozen):
     id: str = Field(default_factory=new_thread_id)
     v: int = Field(default=1, ge=1)
-    created: int = Field(default_factory=now_ms)
+    created: Timestamp = Field(default_factory=now_ms)
     title: str | None = None
     parent_thread_id: str | None = None
     child_thread_ids: tuple[str, ...] = ()
     origin_thread_id: str | None = None
     summary_thread_ids: tuple[str, ...] = ()
-    env: dict[str, JsonValue] = Field(default_factory=dict)
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    env: JsonObject = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 class Thread(_ThreadFields):

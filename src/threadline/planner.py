@@ -37,6 +37,7 @@ settles (see :mod:`threadline.recorders.sync_state`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -54,7 +55,7 @@ from threadline.deltas import (
 )
 from threadline.errors import InvalidDelta, ThreadExists, ThreadNotFound, VersionConflict
 from threadline.model import Message, ThreadHead, UsageTotals
-from threadline.search import message_search_text
+from threadline.search import index_token, message_search_text
 from threadline.search import tokens as search_tokens
 
 DAY_MS = 86_400_000
@@ -300,7 +301,7 @@ def _with_messages(head: ThreadHead | None, messages: list[Message]) -> ThreadHe
             output_tokens=int(sums[1]),
             cache_read_tokens=int(sums[2]),
             cache_write_tokens=int(sums[3]),
-            cost_usd=sums[4],
+            cost_usd=min(sums[4], sys.float_info.max),  # finite even for logs from before bounds
             priced_messages=int(sums[5]),
             unpriced_messages=int(sums[6]),
         )
@@ -352,9 +353,9 @@ class DerivedRows:
 
 def document_tokens(content: str, tools: str) -> str:
     """The tokens of a message's search document, space-separated."""
-    return " ".join(search_tokens(content) + search_tokens(tools))
+    return " ".join(map(index_token, search_tokens(content) + search_tokens(tools)))
 
 
 def title_tokens(title: str | None) -> str:
     """The tokens of a title document, space-separated ("" for no title)."""
-    return " ".join(search_tokens(title)) if title else ""
+    return " ".join(map(index_token, search_tokens(title))) if title else ""

@@ -80,6 +80,18 @@ def fold(text: str) -> str:
 _LATIN_END = "\u0250"  # Latin letters (and their extensions) come before this
 
 
+INDEX_TOKEN_CHARS = 200
+"""How much of a token a token index keeps (PostgreSQL's GIN index): an entry
+must fit a third of a page, and a word thousands of characters long would not.
+Tokens that agree on their first characters share an entry; the exact match is
+made on the text (:class:`SearchDocument`)."""
+
+
+def index_token(token: str) -> str:
+    """``token`` as a token index keeps it (and a query looks it up)."""
+    return token[:INDEX_TOKEN_CHARS]
+
+
 def tokens(text: str) -> list[str]:
     folded = fold(text)
     if folded.isascii():  # the same runs of letters and digits, four times faster

@@ -35,7 +35,7 @@ from threadline.events import (
 from threadline.files.log import ChangeType, FileChange
 from threadline.files.rollback import RollbackReport
 from threadline.files.tracking import FileOperation, FileTracker, ToolFiles
-from threadline.ids import new_thread_id, now_ms
+from threadline.ids import new_thread_id, now_ms, parse_list_cursor
 from threadline.lifecycle.archive import ColdStorage, Lifecycle, Progress, default_cold_storage
 from threadline.lifecycle.doctor import DoctorReport, run_doctor
 from threadline.model import (
@@ -85,10 +85,10 @@ def _encode_cursor(last_activity: int, thread_id: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[int, str]:
-    stamp, sep, thread_id = cursor.partition(":")
-    if not sep or not stamp.isdigit():
+    parsed = parse_list_cursor(cursor)
+    if parsed is None:
         raise ValueError(f"Not a thread list cursor: {cursor!r}")
-    return int(stamp), thread_id
+    return parsed
 
 
 class ThreadStore:

@@ -75,6 +75,9 @@ class TieredArchiveLedger(TierAccess, ArchiveLedger):
     ) -> list[ArchivedThread]:
         return await self.local.list_archived(limit=limit, after=after)
 
+    async def unreadable_heads(self) -> list[str]:
+        return await self.local.unreadable_heads()
+
     async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
         self.memory.drop(thread_id)
         if self._is_ephemeral(thread_id):

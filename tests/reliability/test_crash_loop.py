@@ -137,12 +137,16 @@ async def test_kill_9_loop_loses_and_duplicates_no_acknowledged_message(
     assert head is not None
     acked = sum(len(run.acked) for run in runs)
     present = len(stored.messages)
+    present_ids = [m.id for m in stored.messages]
+    lost = len({i for run in runs for i in run.acked} - set(present_ids))
+    duplicated = len(present_ids) - len(set(present_ids))
     with capsys.disabled():
         print(
             f"\ncrash loop (seed {seed}): {len(runs)} kills "
             f"({sum(not run.ready for run in runs)} before the writer was taken), "
             f"{acked} acknowledged, {present} present "
             f"({present - acked} appended but killed before acknowledging), "
+            f"{lost} lost, {duplicated} duplicated, "
             f"versions 1..{versions[-1] if versions else 0} ({len(versions)} logged), "
             f"head message_count {head.message_count}, integrity_check {integrity}"
         )

@@ -48,3 +48,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with client(app, token_a) as a, client(app, token_b) as b, client(app) as anonymous:
         yield Api(storage, a, b, anonymous)
     await storage.close()
+
+
+# A server over real HTTP on each backend (issue 16's tests).
+from tests.server.served import backend, served  # noqa: E402, F401

@@ -194,9 +194,11 @@ async def test_batches_restore_the_archived_threads_they_push_to(team: Team) -> 
     ]
 
 
-async def test_reading_messages_or_deltas_of_an_archived_thread_restores_it(
+async def test_reading_messages_or_deltas_of_an_archived_thread_never_restores_it(
     team: Team,
 ) -> None:
+    """Issue 16: a GET changes nothing (the viewer's cookie authorises GETs, which
+    another site can make a browser send); only POST .../restore restores."""
     a = team.a
     await create(a, "T-1", messages=3)
     await create(a, "T-2", messages=2)
@@ -204,6 +206,12 @@ async def test_reading_messages_or_deltas_of_an_archived_thread_restores_it(
     deltas = await a.get("/v1/threads/T-2/deltas")
     await a.post("/v1/archive", {"thread_ids": ["T-1", "T-2"]})
 
+    for url in ("/v1/threads/T-1/messages", "/v1/threads/T-2/deltas"):
+        refused = await a.http.get(url)
+        assert (refused.status_code, refused.json()["code"]) == (409, "thread_archived")
+    assert [t["archived"] for t in (await a.get("/v1/threads"))["threads"]] == [True, True]
+    await a.post("/v1/threads/T-1/restore")
+    await a.post("/v1/threads/T-2/restore")
     assert await a.get("/v1/threads/T-1/messages", limit=2) == messages
     assert await a.get("/v1/threads/T-2/deltas") == deltas
     assert [t["archived"] for t in (await a.get("/v1/threads"))["threads"]] == [False, False]

@@ -30,6 +30,7 @@ from threadline.errors import (
     StoreBusy,
     StoreClosed,
     StoreCorrupt,
+    StoreFull,
     ThreadArchived,
     ThreadExists,
     ThreadlineError,
@@ -52,6 +53,8 @@ ANSWERED: list[ThreadlineError] = [
     ArchiveObjectMissing("T-1", "file:///cold/team/threads/T-1/op.json.zst"),
     ArchiveObjectCorrupt("T-1", "file:///cold/team/threads/T-1/op.json.zst", "bad frame"),
     ArchiveUnavailable("s3://cold", "connection refused"),
+    StoreFull("/srv/team.db", "database or disk is full"),
+    ThreadArchived("T-1", 1_700_000_000_000),
 ]
 """One error of each row of the table: the client raises its class again."""
 
@@ -70,7 +73,6 @@ NOT_ANSWERED = {
     WriterBusy,  # the archive route answers it as 409 thread_busy
     WriterClosed,
     # A local store's features that no route reaches:
-    ThreadArchived,  # the server restores an archived thread instead
     InvalidModification,  # ThreadWriter's; would answer as its parent, InvalidDelta
     RoleUnavailable,  # a server's backends have every role
     threadline.store.VersionNotFound,
@@ -103,6 +105,13 @@ def test_every_threadline_error_is_in_the_table_or_known_not_to_be_answered() ->
     assert {type(e) for e in ANSWERED} == in_table
 
 
+def _sent(error: ThreadlineError) -> str:
+    """The message the server answers ``error`` with: a 5xx's names no location
+    (and ends with an error id)."""
+    status, _, message = answer_of(error)
+    return message if status >= 500 else str(error)
+
+
 def test_every_row_has_its_own_code() -> None:
     assert len({row.code for row in WIRE_ERRORS}) == len(WIRE_ERRORS)
 
@@ -113,7 +122,7 @@ def test_an_error_in_a_batch_result_comes_back_as_its_class(error: ThreadlineErr
     sent = batch_result("T-1", error).model_dump_json()
     back = _error_of("T-1", base, wire.BatchResult.model_validate_json(sent))
     assert type(back) is type(error)
-    assert str(back) == str(error)
+    assert str(back).startswith(_sent(error))
     assert back.retryable is error.retryable
     if isinstance(error, VersionConflict):
         assert isinstance(back, VersionConflict)
@@ -162,7 +171,7 @@ DIRECT = [e for e in ANSWERED if answer_of(e)[0] not in (404, 409)]
 async def test_an_error_answer_comes_back_as_its_class(error: ThreadlineError) -> None:
     back = await _search(_raising_app(error))
     assert type(back) is type(error)
-    assert str(back) == str(error)
+    assert str(back).startswith(_sent(error))
     assert back.retryable is error.retryable
 
 
@@ -190,3 +199,37 @@ def test_a_subclass_is_answered_by_its_parents_row() -> None:
     row = row_of(InvalidModification("cannot edit a tool result"))
     assert row is not None
     assert row.error is InvalidDelta
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        *SERVER_FAILURES,
+        *(e for e in ANSWERED if answer_of(e)[0] >= 500),
+        StoreCorrupt("/srv/secret/team.db", "file is not a database"),
+        RuntimeError("connection to postgresql://bob@db.internal:5432/prod failed"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_a_server_failure_answers_an_error_id_and_logs_the_details(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = FastAPI()
+    install_handlers(app)
+
+    @app.get("/fail")
+    async def fail() -> None:
+        raise error
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://server.test") as http:
+        response = await http.get("/fail")
+    assert response.status_code >= 500
+    body = response.json()
+    assert set(body) == {"code", "message", "error_id"}
+    for secret in ("/srv", "/cold", "s3://", "file://", "db.internal", "bob", "prod", "Traceback"):
+        assert secret not in response.text, secret
+    assert body["error_id"] in body["message"]
+    logged = [r for r in caplog.records if body["error_id"] in r.getMessage()]
+    assert len(logged) == 1
+    assert str(error) in logged[0].getMessage()

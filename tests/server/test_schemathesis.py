@@ -17,6 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
+from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from threadline.auth import create_token
@@ -26,6 +27,11 @@ from threadline.recorders.sqlite_workspaces import SqliteWorkspaces
 from threadline.sync.server import ServerLimits, StreamSettings, create_app
 
 SEEDED = "T-example"  # the thread id the schema's examples use
+CROSS_FIELD_RULES = {
+    "POST /v1/threads/{thread_id}/deltas",
+    "POST /v1/sync/batch",
+    "POST /v1/threads",
+}
 
 
 # The app must exist when the module is collected (schemathesis reads its schema
@@ -77,14 +83,19 @@ def served() -> Iterator[Served]:
     suppress_health_check=list(HealthCheck),
 )
 def test_api_conforms_to_its_schema(case: Case[Any], served: Served) -> None:
+    # Not checked: pydantic coerces some off-schema values (false -> 0.0) instead
+    # of refusing them (lax validation at the edge, on purpose). Valid data must be
+    # accepted (positive_data_acceptance: the schema states the limits the server
+    # enforces) except where a rule relates a body to the path or the thread's
+    # state, which no JSON schema can say: a push on version 0 must start with the
+    # thread:create of the path's id, a truncate must not pass the end; and free-form
+    # JSON (metadata, env, tool input and output: schema `{}`) must hold integers
+    # within ±2^53 and nest at most 64 deep, which the schema does not state yet.
+    excluded: list[CheckFunction] = [negative_data_rejection]
+    if case.operation.label in CROSS_FIELD_RULES:
+        excluded.append(positive_data_acceptance)
     response = case.call_and_validate(
-        headers={"Authorization": f"Bearer {served.token_a}"},
-        # Not checked: pydantic coerces some off-schema values (false -> 0.0)
-        # instead of refusing them (lax validation at the edge, on purpose), and
-        # rules the schema cannot say (a number beyond 2^53, a truncate past the
-        # end, a create whose first delta names another id) refuse schema-valid
-        # requests with 422.
-        excluded_checks=[negative_data_rejection, positive_data_acceptance],
+        headers={"Authorization": f"Bearer {served.token_a}"}, excluded_checks=excluded
     )
     assert response.status_code < 500
     if "{thread_id}" not in case.path or case.method.upper() not in ("GET", "DELETE"):

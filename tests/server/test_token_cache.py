@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from threadline.auth import Principal, TokenCache, TokenRecord, create_token
+from threadline.auth import CACHE_SECONDS, Principal, TokenCache, TokenRecord, create_token
 from threadline.recorders.sqlite_workspaces import SqliteWorkspaces
 
 
@@ -72,5 +72,22 @@ async def test_a_full_cache_starts_over(tmp_path: Path) -> None:
         assert await cache.authenticate(storage, tokens[2]) is not None  # kept
         assert await cache.authenticate(storage, tokens[0]) is not None  # dropped
         assert storage.lookups == 4
+    finally:
+        await storage.close()
+
+
+async def test_a_revoked_token_is_refused_once_its_entry_expires(tmp_path: Path) -> None:
+    assert CACHE_SECONDS < 1  # issue 16: every server process refuses it within a second
+    storage = CountingStorage(tmp_path)
+    try:
+        token = await create_token(storage, "alice", "team")
+        clock = Clock()
+        cache = TokenCache(clock=clock)
+        assert await cache.authenticate(storage, token) is not None
+        assert await storage.revoke_token(token[3:15]) is True
+        assert await storage.revoke_token(token[3:15]) is False
+        clock.now += CACHE_SECONDS + 0.01
+        assert await cache.authenticate(storage, token) is None
+        assert await storage.list_tokens() == []
     finally:
         await storage.close()

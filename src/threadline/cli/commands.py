@@ -21,7 +21,7 @@ from rich.console import Console
 from threadline.cli import render
 from threadline.cli.demo import record_demo_session
 from threadline.errors import ThreadlineError
-from threadline.model import Message, ThreadListPage, ThreadPage
+from threadline.model import MAX_COST_USD, Message, ThreadListPage, ThreadPage
 from threadline.store import ThreadStore
 
 _T = TypeVar("_T")
@@ -205,7 +205,10 @@ def _read_input(content: str | None) -> str:
     help="Input tokens written to cache.",
 )
 @click.option(
-    "--cost", type=click.FloatRange(min=0), metavar="USD", help="Cost of the response in USD."
+    "--cost",
+    type=click.FloatRange(min=0, max=MAX_COST_USD),
+    metavar="USD",
+    help="Cost of the response in USD.",
 )
 @click.option(
     "--expected-version",

@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from threadline.cli.commands import json_option, print_json
+
+if TYPE_CHECKING:
+    from threadline.auth import TokenRecord
+    from threadline.recorders.workspaces import Workspaces
+
+_T = TypeVar("_T")
 
 
 def server_home() -> Path:
@@ -60,7 +69,7 @@ def serve(db_url: str | None, host: str, port: int, archive_url: str | None, wor
     """
     import uvicorn
 
-    from threadline.recorders.workspaces import is_postgres_url
+    from threadline.recorders.workspaces import is_postgres_url, masked_url
     from threadline.sync import server
 
     postgres = db_url is not None and is_postgres_url(db_url)
@@ -69,7 +78,7 @@ def serve(db_url: str | None, host: str, port: int, archive_url: str | None, wor
             f"--workers {workers} needs PostgreSQL (--db postgresql://...): the embedded "
             "SQLite store is written by one process. Run one worker, or use PostgreSQL."
         )
-    where = db_url if db_url else str(server_home())
+    where = masked_url(db_url) if db_url else str(server_home())
     plural = f", {workers} workers" if workers > 1 else ""
     click.echo(
         f"threadline sync server on http://{host}:{port} (storage: {where}{plural})", err=True
@@ -127,6 +136,73 @@ def token_create(user: str, workspace: str, db_url: str | None, as_json: bool) -
         print_json({"token": made, "user": user, "workspace": workspace})
     else:
         click.echo(made)
+
+
+def _with_storage(db_url: str | None, work: Callable[[Workspaces], Awaitable[_T]]) -> _T:
+    from threadline.recorders.workspaces import open_workspaces
+
+    async def run() -> _T:
+        storage = await open_workspaces(db_url, default_dir=server_home())
+        try:
+            return await work(storage)
+        finally:
+            await storage.close()
+
+    return asyncio.run(run())
+
+
+@token.command("list")
+@click.option("--db", "db_url", metavar="URL", envvar="THREADLINE_DB", help=_DB_HELP)
+@json_option
+def token_list(db_url: str | None, as_json: bool) -> None:
+    """List the server's tokens, oldest first: id, user, workspace, created (never
+    a secret: the server does not keep them)."""
+
+    async def read(storage: Workspaces) -> list[TokenRecord]:
+        return await storage.list_tokens()
+
+    records = _with_storage(db_url, read)
+    rows = [
+        {"id": r.token_id, "user": r.user, "workspace": r.workspace, "created": r.created}
+        for r in records
+    ]
+    if as_json:
+        print_json({"tokens": rows})
+        return
+    if not rows:
+        click.echo("No tokens. Make one with `threadline token create`.")
+    for row in rows:
+        created = datetime.fromtimestamp(int(row["created"]) / 1000, UTC)  # type: ignore[call-overload]
+        click.echo(
+            f"{row['id']}  {row['workspace']}  {row['user']}  "
+            f"{created.isoformat(timespec='seconds')}"
+        )
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID")
+@click.option("--db", "db_url", metavar="URL", envvar="THREADLINE_DB", help=_DB_HELP)
+@json_option
+def token_revoke(token_id: str, db_url: str | None, as_json: bool) -> None:
+    """Revoke token ID (the 12 hex digits after ``tl_``, as `token list` shows):
+    every server process refuses it within a second. Exit 1 if there is no such token."""
+    from threadline.auth import parse_token
+
+    parsed = parse_token(token_id)
+    wanted = parsed[0] if parsed is not None else token_id  # a whole token names its id too
+
+    async def revoke(storage: Workspaces) -> bool:
+        return await storage.revoke_token(wanted)
+
+    revoked = _with_storage(db_url, revoke)
+    if as_json:
+        print_json({"id": wanted, "revoked": revoked})
+    elif revoked:
+        click.echo(f"Token {wanted} revoked")
+    if not revoked and not as_json:
+        raise click.ClickException(f"No token {wanted}; list them with `threadline token list`")
+    if not revoked:
+        raise SystemExit(1)
 
 
 COMMANDS = (serve, token)

@@ -76,7 +76,13 @@ from threadline.errors import (
     WriterBusy,
 )
 from threadline.ids import now_ms, uuid7
-from threadline.model import ArchivedObject, ArchivedThread, LifecycleOp, ThreadHead
+from threadline.model import (
+    ArchivedObject,
+    ArchivedThread,
+    LifecycleOp,
+    ThreadHead,
+    stored_context,
+)
 from threadline.recorders.roles import ArchiveLedger, RecordedDelta, WriterLease
 
 if TYPE_CHECKING:
@@ -246,7 +252,7 @@ class _Payload(BaseModel):
 
 def decode_log(raw: bytes) -> tuple[ThreadHead, list[RecordedDelta]]:
     """The head and log of an uncompressed object (pydantic errors if malformed)."""
-    payload = _Payload.model_validate_json(raw)
+    payload = _Payload.model_validate_json(raw, context=stored_context())
     thread_id = payload.thread_id
     return payload.head, [RecordedDelta(thread_id, e.v, e.at, e.delta) for e in payload.log]
 
@@ -477,9 +483,14 @@ class Lifecycle:
             if progress is not None:
                 progress(done, total)
 
-        async with asyncio.TaskGroup() as group:
-            for family in families:
-                group.create_task(one(family))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for family in families:
+                    group.create_task(one(family))
+        except* ThreadlineError as failed:
+            # The first failure (cold storage unavailable, say) as itself: the other
+            # families stopped with it, and what did move stays archived.
+            raise failed.exceptions[0] from None
         return archived
 
     async def _put_verified(self, obj: ArchivedObject, data: bytes) -> None:

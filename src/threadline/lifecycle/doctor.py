@@ -36,6 +36,7 @@ from threadline.errors import ArchiveObjectCorrupt, ArchiveObjectMissing, Invali
 from threadline.lifecycle.archive import Lifecycle
 from threadline.model import ArchivedThread, ThreadHead
 from threadline.planner import replay
+from threadline.recorders.roles import ArchiveLedger
 
 Severity = Literal["problem", "note"]
 _PAGE = 200
@@ -115,6 +116,8 @@ async def run_doctor(lifecycle: Lifecycle, *, repair: bool = False) -> DoctorRep
                     repaired=action is not None,
                 )
             )
+    if not await _check_heads_readable(recorder, report, repair=repair):
+        return report  # the heads cannot be listed until they are rebuilt
     known: dict[str, ThreadHead] = {}
     async for head in _pages(recorder.list_heads):
         report.active_threads += 1
@@ -143,6 +146,26 @@ async def run_doctor(lifecycle: Lifecycle, *, repair: bool = False) -> DoctorRep
             )
         )
     return report
+
+
+async def _check_heads_readable(
+    recorder: ArchiveLedger, report: DoctorReport, *, repair: bool
+) -> bool:
+    """Report (and with ``repair``, rebuild from the log) the stored heads that
+    cannot be read; whether every head can be read now."""
+    unreadable = await recorder.unreadable_heads()
+    for thread_id in unreadable:
+        detail = "the stored head cannot be read (damaged bytes)"
+        repaired = False
+        if repair:
+            try:
+                repaired = await recorder.rebuild_snapshot(thread_id) is not None
+            except InvalidDelta as exc:
+                detail += f"; the log does not fold either: {exc}"
+            else:
+                detail += "; rebuilt from the log"
+        report.findings.append(Finding("head", thread_id, detail, repaired=repaired))
+    return all(f.repaired for f in report.findings if f.check == "head")
 
 
 async def _pages(

@@ -481,7 +481,10 @@ class PostgresRecorder(ThreadRecorder):
                 max(min(after, _MAX_V), -1),
                 _MAX_V if upto is None else max(min(upto, _MAX_V), -1),
             )
-        return [RecordedDelta(thread_id, v, at, delta_from_json(body)) for v, at, body in rows]
+        return [
+            RecordedDelta(thread_id, v, at, delta_from_json(body, stored=True))
+            for v, at, body in rows
+        ]
 
     async def list_heads(
         self, *, limit: int, after: tuple[int, str] | None = None
@@ -614,6 +617,17 @@ class PostgresRecorder(ThreadRecorder):
                 )
         return [ArchivedThread.model_validate_json(row[0]) for row in rows]
 
+    async def unreadable_heads(self) -> list[str]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql.ALL_HEADS, self.workspace)
+        found = []
+        for thread_id, body in rows:
+            try:
+                ThreadHead.model_validate_json(body)
+            except ValueError:  # pydantic's ValidationError, for bytes that are no head
+                found.append(thread_id)
+        return found
+
     async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
         """Rebuild from the log: the thread's rows are replaced by a re-append of
         its whole log in one transaction (same tid is not kept; commit times are)."""
@@ -623,7 +637,9 @@ class PostgresRecorder(ThreadRecorder):
                 return None
             rows = await conn.fetch(sql.LOG, row[0])
             # A log that does not fold raises here, before anything changes.
-            plan = planner.replay(thread_id, [delta_from_json(body) for _, _, body in rows])
+            plan = planner.replay(
+                thread_id, [delta_from_json(body, stored=True) for _, _, body in rows]
+            )
             await conn.fetch(sql.DELETE, self.workspace, [thread_id])
             args = self._append_args(thread_id, None, 0, plan, False)
             tid, head = self._appended(thread_id, 0, plan, await conn.fetchrow(sql.APPEND, *args))

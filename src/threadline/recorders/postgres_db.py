@@ -11,15 +11,20 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Self, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from threadline.auth import TokenRecord
-from threadline.errors import InvalidDelta, StoreBusy, StoreCorrupt, ThreadlineError
+from threadline.errors import (
+    InvalidDelta,
+    StoreBusy,
+    StoreCorrupt,
+    StoreFull,
+    ThreadlineError,
+)
 from threadline.ids import now_ms
 from threadline.recorders import postgres_schema as sql
-from threadline.recorders.workspaces import Workspaces
+from threadline.recorders.workspaces import Workspaces, masked_url
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -42,12 +47,8 @@ RETRYABLE = (
 
 
 def redacted(dsn: str) -> str:
-    """``dsn`` without its password, for messages."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``dsn`` without its password (in the user part or a parameter), for messages."""
+    return masked_url(dsn)
 
 
 @contextlib.asynccontextmanager
@@ -62,6 +63,8 @@ async def translated(location: str) -> AsyncIterator[None]:
         asyncpg.exceptions.UntranslatableCharacterError,
     ) as exc:
         raise InvalidDelta(f"Text PostgreSQL cannot store (a NUL character?): {exc}") from exc
+    except asyncpg.exceptions.DiskFullError as exc:
+        raise StoreFull(location, str(exc)) from exc
     except RETRYABLE as exc:
         raise StoreBusy(location, str(exc)) from exc
     except (OSError, asyncpg.exceptions.InterfaceError) as exc:
@@ -201,6 +204,16 @@ class PostgresDatabase(Workspaces):
         if row is None:
             return None
         return TokenRecord(token_id, bytes(row[0]), row[1], row[2], row[3])
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        async with translated(self.location):
+            rows = await self.pool.fetch(sql.LIST_TOKENS)
+        return [TokenRecord(r[0], bytes(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    async def revoke_token(self, token_id: str) -> bool:
+        async with translated(self.location):
+            status = await self.pool.execute(sql.REVOKE_TOKEN, token_id)
+        return status.endswith(" 1")
 
     async def start_listening(self) -> None:
         """Relay ``NOTIFY threadline_changes`` (from any process) to :meth:`notify_changed`."""

@@ -260,6 +260,7 @@ SELECT d.v, d.at, d.body FROM deltas d JOIN threads t ON t.tid = d.tid
 WHERE t.workspace = $1 AND t.id = $2 AND d.v > $3 AND d.v <= $4 ORDER BY d.v
 """
 
+ALL_HEADS = "SELECT id, head FROM threads WHERE workspace = $1"
 LIST_HEADS = """
 SELECT head FROM threads WHERE workspace = $1
 ORDER BY last_activity DESC, id DESC LIMIT $2
@@ -424,6 +425,10 @@ ADD_TOKEN = (
     "VALUES ($1, $2, $3, $4, $5)"
 )
 FIND_TOKEN = "SELECT secret_hash, user_name, workspace, created FROM tokens WHERE id = $1"
+LIST_TOKENS = (
+    "SELECT id, secret_hash, user_name, workspace, created FROM tokens ORDER BY created, id"
+)
+REVOKE_TOKEN = "DELETE FROM tokens WHERE id = $1"
 
 # -- archive, restore and rebuild ----------------------------------------------------
 

@@ -31,7 +31,7 @@ _T = TypeVar("_T")
 
 def message_of(body: bytes) -> Message:
     """The message of a stored message delta."""
-    delta = delta_from_json(body)
+    delta = delta_from_json(body, stored=True)
     if not isinstance(delta, MessageDelta):
         raise InvalidDelta(f"message projection points at a {delta.type} delta")
     return delta.message
@@ -41,15 +41,18 @@ async def search(
     conn: Connection, workspace: str, terms: Sequence[fts.QueryTerm], limit: int
 ) -> list[SearchHit]:
     """The best ``limit`` hits for ``terms`` in ``workspace`` (read in one snapshot)."""
-    whole = sorted({t for term in terms for t in term.tokens[: -1 if term.prefix else None]})
-    prefixes = [term.tokens[-1] + "%" for term in terms if term.prefix]
+    # The index keeps the first INDEX_TOKEN_CHARS of a token: look those up.
+    whole = sorted(
+        {fts.index_token(t) for term in terms for t in term.tokens[: -1 if term.prefix else None]}
+    )
+    prefixes = [fts.index_token(term.tokens[-1]) + "%" for term in terms if term.prefix]
     messages = await conn.fetch(sql.SEARCH_MESSAGES, workspace, whole, prefixes)
     titles = await conn.fetch(sql.SEARCH_TITLES, workspace, whole, prefixes)
     total, length = await conn.fetchrow(sql.SEARCH_CORPUS, workspace) or (0, 0)
     frequency = []
     for term in terms:
-        exact = list(term.tokens[:-1] if term.prefix else term.tokens)
-        pattern = term.tokens[-1] + "%" if term.prefix else None
+        exact = [fts.index_token(t) for t in (term.tokens[:-1] if term.prefix else term.tokens)]
+        pattern = fts.index_token(term.tokens[-1]) + "%" if term.prefix else None
         frequency.append(await conn.fetchval(sql.SEARCH_FREQUENCY, workspace, exact, pattern))
     documents: list[tuple[tuple[str, str | None, str | None], SearchDocument]] = []
     for thread_id, head_json in titles:

@@ -362,6 +362,12 @@ class ArchiveLedger(ThreadLog):
         """Recompute the head and the message projection of an active thread from
         its log (they are caches of it) and store them; ``None`` if not active."""
 
+    async def unreadable_heads(self) -> list[str]:
+        """Ids of active threads whose stored head cannot be read back (damaged
+        bytes): :meth:`rebuild_snapshot` makes it again from the log. A backend that
+        keeps heads as objects, not bytes, has none."""
+        return []
+
 
 class FileLog(ThreadLog):
     """The files each thread's tool calls changed, their contents, and the

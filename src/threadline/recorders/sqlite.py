@@ -86,6 +86,14 @@ def _head_from_row(body: bytes) -> ThreadHead:
     return ThreadHead.model_validate_json(body)
 
 
+def _readable(body: bytes) -> bool:
+    try:
+        _head_from_row(body)
+    except ValueError:  # pydantic's ValidationError, for bytes that are no head
+        return False
+    return True
+
+
 class SqliteRecorder(SqliteEngine, LocalRecorder):
     """Threads in one SQLite file (or ``":memory:"``, which lives and dies with the recorder)."""
 
@@ -357,6 +365,12 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
 
     async def rebuild_snapshot(self, thread_id: str) -> ThreadHead | None:
         return await self._submit(lambda conn: self._rebuild(conn, thread_id), write=True)
+
+    async def unreadable_heads(self) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            return [tid for tid, body in conn.execute(sql.ALL_HEADS) if not _readable(body)]
+
+        return await self._submit(read, write=False)
 
     @classmethod
     def _rebuild(cls, conn: sqlite3.Connection, thread_id: str) -> ThreadHead | None:

@@ -60,7 +60,7 @@ def json_of(body: bytes) -> bytes:
 
 def delta_of(body: bytes) -> Delta:
     """The delta stored as ``body``."""
-    return delta_from_json(json_of(body))
+    return delta_from_json(json_of(body), stored=True)
 
 
 def message_of(body: bytes) -> Message:

@@ -223,6 +223,10 @@ FOREIGN_KEYS = "PRAGMA foreign_keys = ON"
 TRUSTED_SCHEMA = "PRAGMA trusted_schema = ON"
 INTEGRITY_CHECK = "PRAGMA integrity_check"
 CHECKPOINT = "PRAGMA wal_checkpoint(TRUNCATE)"
+# After a checkpoint the WAL file is cut back to this size, so a burst of writes
+# (or a write that failed on a full disk) does not keep its space (issue 16).
+JOURNAL_SIZE_LIMIT = "PRAGMA journal_size_limit = {size:d}"
+WAL_AUTOCHECKPOINT = "PRAGMA wal_autocheckpoint = {pages:d}"
 
 MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -267,6 +271,7 @@ PAGE_BODIES = (
 )
 
 LIST_HEADS = "SELECT head FROM threads ORDER BY last_activity DESC, id DESC LIMIT ?"
+ALL_HEADS = "SELECT id, head FROM threads"
 LIST_HEADS_AFTER = (
     "SELECT head FROM threads WHERE (last_activity, id) < (?, ?) "
     "ORDER BY last_activity DESC, id DESC LIMIT ?"

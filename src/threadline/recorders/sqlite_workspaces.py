@@ -98,6 +98,29 @@ class SqliteWorkspaces(Workspaces):
 
         return await asyncio.to_thread(read)
 
+    async def list_tokens(self) -> list[TokenRecord]:
+        def read() -> list[TokenRecord]:
+            conn = self._tokens()
+            try:
+                rows = conn.execute(
+                    "SELECT id, secret_hash, user_name, workspace, created FROM tokens "
+                    "ORDER BY created, id"
+                ).fetchall()
+            finally:
+                conn.close()
+            return [TokenRecord(*row) for row in rows]
+
+        return await asyncio.to_thread(read)
+
+    async def revoke_token(self, token_id: str) -> bool:
+        def delete() -> bool:
+            with self._tokens() as conn:
+                deleted = conn.execute("DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount
+            conn.close()
+            return deleted == 1
+
+        return await asyncio.to_thread(delete)
+
     async def close(self) -> None:
         if self._closed:
             return

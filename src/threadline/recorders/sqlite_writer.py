@@ -24,7 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from threadline.errors import StoreBusy, StoreClosed, StoreCorrupt, ThreadlineError, WriterBusy
+from threadline.errors import (
+    StoreBusy,
+    StoreClosed,
+    StoreCorrupt,
+    StoreFull,
+    ThreadlineError,
+    WriterBusy,
+)
 from threadline.ids import now_ms
 from threadline.recorders import sqlite_bodies, sqlite_search
 from threadline.recorders import sqlite_schema as sql
@@ -41,6 +48,12 @@ _R = TypeVar("_R")
 # JSON with 8 KB pages and 0.99 with 4 KB (bench/foundation.py, benchmarks 1
 # and 4; docs/performance.md). A database keeps the page size it was made with.
 _PAGE_SIZE = 4096
+WAL_SIZE_LIMIT = 1024 * 1024
+"""What the WAL file is cut back to after each checkpoint (bytes); a checkpoint
+runs once a commit leaves the WAL past as many bytes (issue 16: with SQLite's
+4 MB default, a small or nearly full disk filled up with WAL that a checkpoint
+then had no room to fold into the database, and appends stayed blocked after
+space was freed)."""
 
 
 @contextlib.contextmanager
@@ -50,6 +63,8 @@ def translated(location: str) -> Iterator[None]:
         yield
     except sqlite3.OperationalError as exc:
         text = str(exc)
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in text:
+            raise StoreFull(location, text) from exc
         if "locked" in text or "busy" in text:
             raise StoreBusy(location, text) from exc
         raise StoreCorrupt(location, text) from exc
@@ -69,6 +84,8 @@ def _connect(path: str, synchronous: Synchronous, busy_timeout_ms: int) -> sqlit
             if str(mode).lower() != "wal":
                 raise StoreCorrupt(path, f"cannot switch to WAL journal mode (got {mode})")
         conn.execute(sql.SYNCHRONOUS.format(mode=synchronous))
+        conn.execute(sql.JOURNAL_SIZE_LIMIT.format(size=WAL_SIZE_LIMIT))
+        conn.execute(sql.WAL_AUTOCHECKPOINT.format(pages=WAL_SIZE_LIMIT // _PAGE_SIZE))
         conn.execute(sql.FOREIGN_KEYS)
         conn.execute(sql.TRUSTED_SCHEMA)
         sqlite_bodies.register_functions(conn)
@@ -274,9 +291,19 @@ class SqliteEngine:
                     results = self._run_batch(conn, batch, isolated=True)
                 assert results is not None
         except BaseException as exc:
+            if isinstance(exc, StoreFull):
+                self._give_back_wal(conn)
             _hand_over([(job, None, exc) for job in batch])
             return
         _hand_over(results)
+
+    def _give_back_wal(self, conn: sqlite3.Connection) -> None:
+        """After a write failed on a full disk: fold the WAL into the database and
+        truncate it, so that the space its frames took is free for the next write
+        (a checkpoint needs no new space; if readers hold it back, the next
+        checkpoint does it)."""
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute(sql.CHECKPOINT)
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[_Job], *, isolated: bool

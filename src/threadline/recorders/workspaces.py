@@ -75,6 +75,32 @@ def is_postgres_url(url: str | None) -> bool:
     return url is not None and url.startswith(("postgresql://", "postgres://"))
 
 
+_SECRET_PARAMETERS = ("password", "passfile", "sslpassword", "sslkey")
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit to print or log: a password in it (``user:password@`` or a
+    ``password=`` parameter) replaced by ``***``; anything else as it is."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, where = netloc.rpartition("@")
+        user, colon, _password = credentials.partition(":")
+        netloc = f"{user}:***@{where}" if colon else netloc
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if k.lower() in _SECRET_PARAMETERS else v) for k, v in pairs], safe="*"
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 async def open_workspaces(url: str | None, *, default_dir: Path) -> Workspaces:
     """The server storage for ``url``, opened: ``postgresql://...`` (or
     ``postgres://``) for PostgreSQL (migrations are applied), else a directory

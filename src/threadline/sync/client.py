@@ -15,12 +15,14 @@ unreachable, timeouts and 5xx become :class:`RemoteUnavailable` (retryable),
 Archiving runs on the server, next to its storage and its cold storage:
 :meth:`RemoteRecorder.archive_on_server` and :meth:`RemoteRecorder.restore_on_server`
 ask it to (``POST /v1/archive``, ``/v1/threads/{id}/restore``), and the server
-restores an archived thread by itself when it is pushed to or its deltas or
-messages are read. The client therefore has the roles the server offers
-over HTTP (the thread log, links, usage, search, the change feed) and not
-the archive ledger or the file log (file logs are not synced): the type
-checker refuses those on it, and a :class:`~threadline.store.ThreadStore`
-over it raises :class:`~threadline.errors.RoleUnavailable` for them.
+restores an archived thread by itself when it is pushed to; reading its deltas
+or messages answers 409 ``thread_archived`` (a GET changes nothing), and this
+client then restores it with a POST and reads again. The client therefore
+has the roles the server offers over HTTP (the thread log, links, usage,
+search, the change feed) and not the archive ledger or the file log (file
+logs are not synced): the type checker refuses those on it, and a
+:class:`~threadline.store.ThreadStore` over it raises
+:class:`~threadline.errors.RoleUnavailable` for them.
 Writer leases are this client's own: across machines, the server's version
 check is what keeps writers apart.
 """
@@ -41,6 +43,7 @@ from threadline.errors import (
     RemoteRefused,
     RemoteUnavailable,
     StoreClosed,
+    ThreadArchived,
     ThreadExists,
     ThreadlineError,
     ThreadNotFound,
@@ -144,7 +147,21 @@ class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
         response = await self._send("GET", url, params=params)
         if response.status_code == 404:
             return None
+        if response.status_code == 409:
+            code, detail = _answer(response)
+            raise wire_errors.error_of(wire_errors.Answered(409, code, detail, self.location))
         return model.model_validate_json(response.content)
+
+    async def _get_content(
+        self, thread_id: str, suffix: str, model: type[_M], **params: Any
+    ) -> _M | None:
+        """A GET of a thread's content; an archived thread is restored (POST) and
+        read again, as a local store restores on read."""
+        try:
+            return await self._get(_path(thread_id) + suffix, model, **params)
+        except ThreadArchived:
+            await self.restore_on_server(thread_id)
+        return await self._get(_path(thread_id) + suffix, model, **params)
 
     # -- writes -------------------------------------------------------------------
 
@@ -275,14 +292,15 @@ class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
         params: dict[str, int] = {"limit": min(limit, _PAGE), "offset": offset}
         if before is not None:
             params["before"] = before
-        found = await self._get(_path(thread_id) + "/messages", wire.MessagesPage, **params)
+        found = await self._get_content(thread_id, "/messages", wire.MessagesPage, **params)
         if found is None:
             return None
         messages = list(found.messages)
         # Longer than a server page: older pages, read at the same version.
         while len(messages) < limit and found.has_more:
-            older = await self._get(
-                _path(thread_id) + "/messages",
+            older = await self._get_content(
+                thread_id,
+                "/messages",
                 wire.MessagesPage,
                 limit=min(limit - len(messages), _PAGE),
                 before=found.first_index,
@@ -300,8 +318,8 @@ class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
         since = max(0, after)
         while upto is None or since < upto:
             limit = _PAGE if upto is None else min(_PAGE, upto - since)
-            found = await self._get(
-                _path(thread_id) + "/deltas", wire.DeltasPage, since=since, limit=limit
+            found = await self._get_content(
+                thread_id, "/deltas", wire.DeltasPage, since=since, limit=limit
             )
             if found is None:
                 return []

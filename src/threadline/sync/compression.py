@@ -58,10 +58,7 @@ def decode_body(body: bytes, encoding: str, *, max_bytes: int) -> bytes:
         if encoding == "zstd":
             data = _unzstd(body, max_bytes + 1)
         elif encoding in ("gzip", "x-gzip"):
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            data = inflater.decompress(body, max_bytes + 1)
-            if not inflater.eof and len(data) <= max_bytes:
-                raise zlib.error("the gzip stream ends early")
+            data = _ungzip(body, max_bytes + 1)
         else:
             raise BodyError(
                 415,
@@ -77,6 +74,26 @@ def decode_body(body: bytes, encoding: str, *, max_bytes: int) -> bytes:
             413, "body_too_large", f"The request body exceeds {max_bytes} bytes once decoded"
         )
     return data
+
+
+def _ungzip(body: bytes, limit: int) -> bytes:
+    """Decode a gzip body of one or more members (RFC 1952: a gzip file is a
+    series of members, and decoders concatenate them), stopping after ``limit``
+    bytes of output."""
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while rest and size < limit:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        chunk = inflater.decompress(rest, limit - size)
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+        if not inflater.eof:
+            raise zlib.error("the gzip stream ends early")
+        rest = inflater.unused_data
+    return b"".join(parts)
 
 
 def _unzstd(body: bytes, limit: int) -> bytes:

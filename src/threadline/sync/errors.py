@@ -32,6 +32,8 @@ from threadline.errors import (
     RemoteRefused,
     RemoteUnavailable,
     StoreClosed,
+    StoreFull,
+    ThreadArchived,
     ThreadExists,
     ThreadlineError,
     ThreadNotFound,
@@ -88,6 +90,37 @@ def _not_found_message(error: ThreadlineError) -> str:
     return f"Thread {getattr(error, 'thread_id', '?')} not found"
 
 
+def _object_name(error: ThreadlineError) -> str:
+    """The archive object of ``error`` by its file name, not its URL (which
+    may be a path on the server)."""
+    url = str(getattr(error, "object_url", ""))
+    return url.rstrip("/").rsplit("/", 1)[-1] or "?"
+
+
+def _archive_missing_message(error: ThreadlineError) -> str:
+    return (
+        f"The archive object {_object_name(error)} of thread "
+        f"{getattr(error, 'thread_id', '?')} is missing, so the thread cannot be restored; "
+        "nothing was changed. The server's operator can put it back from a backup"
+    )
+
+
+def _archive_corrupt_message(error: ThreadlineError) -> str:
+    return (
+        f"The archive object {_object_name(error)} of thread "
+        f"{getattr(error, 'thread_id', '?')} is damaged, so the thread cannot be restored; "
+        "nothing was changed. The server's operator can put an intact copy back from a backup"
+    )
+
+
+def _archive_unavailable_message(error: ThreadlineError) -> str:
+    return (
+        "The server's cold storage cannot be used right now; retry later. Its operator "
+        "can check the archive URL (threadline serve --archive-url), its credentials "
+        "and the network"
+    )
+
+
 WIRE_ERRORS: tuple[WireError, ...] = (
     WireError(
         ThreadNotFound,
@@ -98,15 +131,44 @@ WIRE_ERRORS: tuple[WireError, ...] = (
     ),
     WireError(ThreadExists, 409, "thread_exists", lambda a: ThreadExists(a.thread_id or "?")),
     WireError(VersionConflict, 409, "version_conflict", _version_conflict),
+    WireError(
+        ThreadArchived,
+        409,
+        "thread_archived",
+        lambda a: _rebuilt(ThreadArchived, a),
+        lambda e: (
+            f"Thread {getattr(e, 'thread_id', '?')} is archived: restore it with "
+            f"POST /v1/threads/{{id}}/restore, then read it"
+        ),
+    ),
     WireError(InvalidDelta, 422, "invalid_delta", lambda a: InvalidDelta(a.message)),
     WireError(
-        ArchiveObjectMissing, 500, "archive_missing", lambda a: _rebuilt(ArchiveObjectMissing, a)
+        StoreFull,
+        503,
+        "store_full",
+        lambda a: _rebuilt(StoreFull, a),
+        lambda e: "The server's storage is full; nothing was written. Retry later",
     ),
     WireError(
-        ArchiveObjectCorrupt, 500, "archive_corrupt", lambda a: _rebuilt(ArchiveObjectCorrupt, a)
+        ArchiveObjectMissing,
+        500,
+        "archive_missing",
+        lambda a: _rebuilt(ArchiveObjectMissing, a),
+        _archive_missing_message,
     ),
     WireError(
-        ArchiveUnavailable, 503, "archive_unavailable", lambda a: _rebuilt(ArchiveUnavailable, a)
+        ArchiveObjectCorrupt,
+        500,
+        "archive_corrupt",
+        lambda a: _rebuilt(ArchiveObjectCorrupt, a),
+        _archive_corrupt_message,
+    ),
+    WireError(
+        ArchiveUnavailable,
+        503,
+        "archive_unavailable",
+        lambda a: _rebuilt(ArchiveUnavailable, a),
+        _archive_unavailable_message,
     ),
 )
 """The rows, most specific class first (the first match answers)."""
@@ -127,14 +189,20 @@ def row_of(error: ThreadlineError) -> WireError | None:
     return None
 
 
+UNAVAILABLE_MESSAGE = "The server cannot answer this request right now; retry shortly"
+INTERNAL_MESSAGE = "The server failed to answer this request"
+
+
 def answer_of(error: ThreadlineError) -> tuple[int, str, str]:
-    """``(status, code, message)`` the server answers ``error`` with."""
+    """``(status, code, message)`` the server answers ``error`` with. A server
+    failure's message says nothing of the server (no path, host or database):
+    the details go to the server's log."""
     row = row_of(error)
     if row is not None:
         return row.status, row.code, row.message(error)
     if error.retryable or isinstance(error, StoreClosed):
-        return 503, UNAVAILABLE, str(error)
-    return 500, INTERNAL, str(error)
+        return 503, UNAVAILABLE, UNAVAILABLE_MESSAGE
+    return 500, INTERNAL, INTERNAL_MESSAGE
 
 
 def error_of(answer: Answered) -> ThreadlineError:

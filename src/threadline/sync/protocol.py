@@ -14,12 +14,21 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, computed_field
 
 from threadline.deltas import Delta
-from threadline.model import Message, ThreadHead
+from threadline.model import JsonObject, Message, ThreadHead, Timestamp
 
-THREAD_ID_PATTERN = r"^[^\x00-\x1f\x7f/]{1,200}$"
-"""Thread ids on the wire: 1 to 200 characters, no control characters, no ``/``."""
+THREAD_ID_PATTERN = (
+    r"^(?:[^\x00-\x1f\x7f/.][^\x00-\x1f\x7f/]{0,199}"
+    r"|\.[^\x00-\x1f\x7f/.][^\x00-\x1f\x7f/]{0,198}"
+    r"|\.\.[^\x00-\x1f\x7f/]{1,198})$"
+)
+"""Thread ids on the wire: 1 to 200 characters, no control characters, no ``/``,
+and not ``.`` or ``..`` (a URL path cannot name those: they would be created and
+then never reached)."""
 
 ThreadId = Annotated[str, Field(pattern=THREAD_ID_PATTERN)]
+LIST_CURSOR_PATTERN = r"^[0-9]{1,18}:[^\x00-\x1f\x7f/]{1,200}$"
+"""A thread list cursor as the schema states it (``next_cursor`` of a listing;
+the server refuses any other with 422 ``invalid_cursor``)."""
 Version = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Cursor = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
@@ -27,19 +36,26 @@ MAX_BATCH = 50
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ErrorBody(_Wire):
-    """Every error answer: a stable ``code`` for programs, a ``message`` for people."""
+    """Every error answer: a stable ``code`` for programs, a ``message`` for people.
+    A server failure (5xx) says nothing of the server's internals: its message is
+    generic and ``error_id`` names the server log entry that has the details."""
 
     code: str
     message: str
     errors: list[dict[str, JsonValue]] | None = None
+    error_id: str | None = None
 
 
 class Health(_Wire):
-    status: Literal["ok"] = "ok"
+    """``ok``; or ``degraded`` (answered 503) with the ``problems`` seen, e.g.
+    ``store_full`` since a write found the storage full and until one succeeds."""
+
+    status: Literal["ok", "degraded"] = "ok"
+    problems: list[str] | None = None
 
 
 class WireDelta(_Wire):
@@ -108,11 +124,11 @@ class CreateThread(_Wire):
 
     id: ThreadId | None = None
     title: str | None = None
-    created: int | None = Field(default=None, ge=0, le=2**53)
+    created: Timestamp | None = None
     parent_thread_id: ThreadId | None = None
     origin_thread_id: ThreadId | None = None
-    env: dict[str, JsonValue] = Field(default_factory=dict)
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    env: JsonObject = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     messages: list[Message] = Field(default_factory=list)
 
 

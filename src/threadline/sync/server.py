@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from starlette.middleware.gzip import GZipMiddleware
 
 from threadline.recorders.workspaces import Workspaces, open_workspaces
@@ -104,10 +105,23 @@ def create_app(
     app.add_middleware(CookieBearer)
     install_handlers(app)
 
-    @app.get("/healthz", tags=["meta"])
-    async def healthz() -> wire.Health:
-        """Liveness (no authentication)."""
-        return wire.Health()
+    app.state.context = ctx  # the error handlers note a full storage on it
+
+    @app.get(
+        "/healthz",
+        tags=["meta"],
+        response_model=wire.Health,
+        response_model_exclude_none=True,
+        responses={503: {"model": wire.Health, "description": "Degraded"}},
+    )
+    async def healthz() -> Response:
+        """Health (no authentication): ``ok``, or 503 ``degraded`` with its problems."""
+        if ctx.storage_full:
+            body = wire.Health(status="degraded", problems=["store_full"])
+            return JSONResponse(
+                body.model_dump(exclude_none=True), status_code=503, headers={"Retry-After": "5"}
+            )
+        return JSONResponse(wire.Health().model_dump(exclude_none=True))
 
     archive = ServerArchive(ctx.storage, url=archive_url, default_dir=default_dir)
     # The routes are tried in order, and no two paths overlap: pushes first.

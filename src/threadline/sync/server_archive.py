@@ -20,10 +20,11 @@ Routes (:mod:`threadline.sync.routes.archive`):
 
 An archived thread still answers ``GET /v1/threads/{id}`` (its kept metadata,
 ``archived: true``) and is listed. Asking for its content — its messages, its
-deltas — or pushing to it restores it first, transparently: the answer is the
-one an active thread would give. Another workspace's thread answers 404 like
-an unknown id, and nothing here can reach it: every call goes through the
-caller's workspace recorder and that workspace's prefix.
+deltas — answers 409 ``thread_archived``: a GET never changes anything, and
+only ``POST /v1/threads/{id}/restore`` restores (the HTTP client does that POST
+by itself and reads again). Pushing to it restores it first, transparently.
+Another workspace's thread answers 404 like an unknown id, and nothing here
+can reach it: every call goes through the caller's workspace recorder and that workspace's prefix.
 
 Crash recovery: the first use of a workspace's cold storage in a server
 process finishes or undoes the archives and restores a crash left recorded
@@ -40,6 +41,7 @@ from typing import TypeVar
 
 from threadline.errors import (
     ArchiveUnavailable,
+    ThreadArchived,
     ThreadNotFound,
     VersionConflict,
     WriterBusy,
@@ -138,6 +140,21 @@ class ServerArchive:
             return True
 
         return revive
+
+    async def active_only(
+        self, who: Caller, thread_id: str, read: Callable[[], Awaitable[_T]]
+    ) -> _T:
+        """``read()``; if it finds no active thread and the thread is archived,
+        :class:`ThreadArchived` (409 ``thread_archived``). A GET never restores:
+        only ``POST /v1/threads/{id}/restore`` does (issue 16: the viewer's cookie
+        authorises GETs, which another site can make a browser send)."""
+        try:
+            return await read()
+        except ThreadNotFound:
+            entry = await who.recorder.archived(thread_id)
+            if entry is None or entry.head.archived_at is None:
+                raise
+            raise ThreadArchived(thread_id, entry.head.archived_at) from None
 
     async def reviving(self, who: Caller, thread_id: str, read: Callable[[], Awaitable[_T]]) -> _T:
         """``read()``; if it finds no active thread and the thread is archived,

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from threadline.auth import authenticate
 from threadline.cli.render import describe_delta
 from threadline.errors import OperationNotFound, ThreadArchived, ThreadNotFound
+from threadline.ids import parse_list_cursor
 from threadline.model import Message, ThreadHead, ThreadPage
 from threadline.recorders.base import ArchiveLedger, RecordedDelta
 from threadline.recorders.roles import usage_index
@@ -103,10 +104,8 @@ class _Cursor:
 
     @classmethod
     def parse(cls, text: str) -> "_Cursor | None":
-        stamp, sep, thread_id = text.partition(":")
-        if not sep or not stamp.isdigit() or not thread_id:
-            return None
-        return cls(int(stamp), thread_id)
+        parsed = parse_list_cursor(text)
+        return None if parsed is None else cls(*parsed)
 
     @classmethod
     def of(cls, head: ThreadHead) -> str:

@@ -17,6 +17,7 @@ from threadline.sync.push import Revive, append_all, explain_refusal, push_each
 from threadline.sync.push import accepted as accepted_push
 from threadline.sync.routes.context import ERRORS, Caller, ServerContext, ServerRoute
 from threadline.sync.routes.deltas import json_answer
+from threadline.sync.routes.handlers import server_failure
 from threadline.sync.server_archive import ServerArchive
 
 Outcome = wire.PushAccepted | wire.PushConflict | ThreadlineError
@@ -31,10 +32,13 @@ def batch_result(thread_id: str, outcome: Outcome) -> wire.BatchResult:
     if isinstance(outcome, VersionConflict):  # as a push answers it: with the version
         conflict = wire.PushConflict(message=str(outcome), version=outcome.actual, missing=[])
         return wire.BatchResult(thread_id=thread_id, status=409, conflict=conflict)
-    status, code, _ = answer_of(outcome)
-    return wire.BatchResult(
-        thread_id=thread_id, status=status, error=wire.ErrorBody(code=code, message=str(outcome))
-    )
+    status, code, message = answer_of(outcome)
+    if status >= 500:  # the details to the log, an error id to the client
+        body = server_failure(status, code, message, outcome).body
+        error = wire.ErrorBody.model_validate_json(bytes(body))
+    else:
+        error = wire.ErrorBody(code=code, message=str(outcome))
+    return wire.BatchResult(thread_id=thread_id, status=status, error=error)
 
 
 async def _refused_atomic(
@@ -54,7 +58,9 @@ async def _refused_atomic(
                     thread_id=thread_id,
                     status=424,
                     error=wire.ErrorBody(
-                        code="not_applied", message=f"Another push of the batch failed: {exc}"
+                        code="not_applied",
+                        message="Another push of the batch failed: "
+                        + (answer_of(exc)[2] if answer_of(exc)[0] >= 500 else str(exc)),
                     ),
                 )
             )

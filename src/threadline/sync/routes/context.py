@@ -164,6 +164,9 @@ class ServerContext:
         self.streams = streams
         self.workspaces: Workspaces | None = None
         self.tokens = TokenCache()
+        # Set when a write finds the storage full, cleared by the next write that
+        # succeeds: /healthz says "degraded" meanwhile.
+        self.storage_full = False
         self.bearer = HTTPBearer(
             auto_error=False, description="threadline token (threadline token create)"
         )
@@ -224,7 +227,8 @@ class ServerContext:
         return who, body
 
     def changed(self, who: Caller) -> None:
-        """Wake the live streams of the caller's workspace."""
+        """Wake the live streams of the caller's workspace (after a write)."""
+        self.storage_full = False
         self.storage().notify_changed(who.principal.workspace)
 
     def check_push(self, thread_id: str, base_version: int, deltas: list[Delta]) -> None:

@@ -41,7 +41,7 @@ def deltas_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=max_page)] = max_page,
     ) -> wire.DeltasPage:
         """The logged deltas after version ``since`` (delta sync), oldest first. An
-        archived thread is restored first."""
+        archived thread answers 409 ``thread_archived``: restore it (POST) first."""
 
         async def read() -> wire.DeltasPage:
             records = await who.recorder.deltas(thread_id, after=since, upto=since + limit)
@@ -55,7 +55,7 @@ def deltas_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
                 has_more=bool(records) and records[-1].v < head.v,
             )
 
-        return await archive.reviving(who, thread_id, read)
+        return await archive.active_only(who, thread_id, read)
 
     async def push_as(who: Caller, thread_id: str, body: wire.PushRequest) -> Response:
         ctx.check_push(thread_id, body.base_version, body.deltas)

@@ -122,14 +122,12 @@ def feed_router(ctx: ServerContext) -> APIRouter:
     async def stream_changes(
         who: Auth,
         since: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
-        last_event_id: Annotated[
-            str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,18}$")
-        ] = None,
+        last_event_id: Annotated[str, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,18}$")] = "",
     ) -> StreamingResponse:
         """The change feed as Server-Sent Events, live: one ``change`` event per
         change (``id`` is its cursor, ``data`` a WireChange). Resumes after
         ``Last-Event-ID`` when a client reconnects."""
-        start = int(last_event_id) if last_event_id is not None else since
+        start = int(last_event_id) if last_event_id else since
         events = follow(ctx.storage(), who, start, ctx.streams)
         return StreamingResponse(
             events, media_type="text/event-stream", headers={"Cache-Control": "no-store"}

@@ -5,6 +5,7 @@ and methods, and bodies over the size limit."""
 from __future__ import annotations
 
 import logging
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,8 +15,8 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
-from threadline.errors import ArchiveError, ThreadlineError
-from threadline.sync.errors import answer_of
+from threadline.errors import StoreFull, ThreadlineError
+from threadline.sync.errors import INTERNAL, INTERNAL_MESSAGE, answer_of
 from threadline.sync.routes.context import Problem, error_response
 
 log = logging.getLogger("threadline.sync.server")
@@ -65,13 +66,30 @@ def _allowed(request: Request) -> set[str]:
     return allowed
 
 
+def server_failure(status: int, code: str, message: str, exc: BaseException) -> JSONResponse:
+    """A 5xx answer: ``message`` and an error id; the details (the exception and its
+    traceback) go to the server's log under that id, never into the answer."""
+    error_id = uuid.uuid4().hex[:16]
+    level = logging.WARNING if status == 503 else logging.ERROR
+    log.log(level, "error %s (%s %s): %s", error_id, status, code, exc, exc_info=exc)
+    return error_response(status, code, f"{message} (error id {error_id})", error_id=error_id)
+
+
 async def on_threadline(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ThreadlineError)
     status, code, message = answer_of(exc)
-    if isinstance(exc, ArchiveError):
-        level = logging.ERROR if status == 500 else logging.WARNING
-        log.log(level, "cold storage: %s", exc)
+    if isinstance(exc, StoreFull):
+        context = getattr(request.app.state, "context", None)
+        if context is not None:
+            context.storage_full = True
+    if status >= 500:
+        return server_failure(status, code, message, exc)
     return error_response(status, code, message)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Any other exception: a 500 that names only its error id."""
+    return server_failure(500, INTERNAL, INTERNAL_MESSAGE, exc)
 
 
 async def on_value(request: Request, exc: Exception) -> JSONResponse:
@@ -85,6 +103,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(ThreadlineError, on_threadline)
     app.add_exception_handler(ValueError, on_value)
+    app.add_exception_handler(Exception, on_unexpected)
 
 
 class BodyLimit:

@@ -35,7 +35,12 @@ def search_router(ctx: ServerContext) -> APIRouter:
     @router.get("/v1/search")
     async def search(
         who: Auth,
-        q: Annotated[str, Query(max_length=1000)],
+        q: Annotated[
+            str,
+            # The schema states that a query needs a word (the server also takes
+            # words of other scripts; a query of none is a 422).
+            Query(max_length=1000, json_schema_extra={"pattern": "[0-9A-Za-z]"}),
+        ],
         limit: Annotated[int, Query(ge=1, le=ctx.limits.max_page_size)] = 20,
     ) -> wire.SearchResults:
         """Full-text search of current messages and titles, best first."""

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from threadline.deltas import Delta, MessageDelta, ThreadCreate
 from threadline.errors import ThreadNotFound
-from threadline.ids import new_thread_id, now_ms
+from threadline.ids import new_thread_id, now_ms, parse_list_cursor
 from threadline.model import ThreadHead
 from threadline.recorders.base import LinkGraph, ThreadRecorder
 from threadline.sync import protocol as wire
@@ -30,10 +30,10 @@ def _cursor_of(head: ThreadHead) -> str:
 
 
 def _parse_list_cursor(cursor: str) -> tuple[int, str]:
-    stamp, sep, thread_id = cursor.partition(":")
-    if not sep or not stamp.isdigit() or not thread_id:
+    parsed = parse_list_cursor(cursor)
+    if parsed is None:
         raise Problem(422, "invalid_cursor", f"Not a thread list cursor: {cursor!r}")
-    return int(stamp), thread_id
+    return parsed
 
 
 async def messages_page(
@@ -167,7 +167,10 @@ def threads_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
     async def list_threads(
         who: Auth,
         limit: Limit = 50,
-        cursor: Annotated[str | None, Query(max_length=300)] = None,
+        cursor: Annotated[
+            str | None,
+            Query(max_length=300, json_schema_extra={"pattern": wire.LIST_CURSOR_PATTERN}),
+        ] = None,
         parent: Annotated[str | None, Query(pattern=wire.THREAD_ID_PATTERN)] = None,
         origin: Annotated[str | None, Query(pattern=wire.THREAD_ID_PATTERN)] = None,
         active_since: Annotated[int | None, Query(ge=0, le=2**62)] = None,
@@ -212,9 +215,9 @@ def threads_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> wire.MessagesPage:
         """Up to ``limit`` messages ending before position ``before`` (default: the
-        newest), skipping ``offset`` more; oldest first. An archived thread is
-        restored first."""
-        return await archive.reviving(
+        newest), skipping ``offset`` more; oldest first. An archived thread answers
+        409 ``thread_archived``: restore it (POST) first."""
+        return await archive.active_only(
             who, thread_id, lambda: messages_page(who.recorder, thread_id, limit, offset, before)
         )
 
