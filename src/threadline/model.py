@@ -96,6 +96,10 @@ class Usage(_Frozen):
     output_tokens: int = Field(default=0, ge=0)
     cache_read_tokens: int = Field(default=0, ge=0, exclude_if=_empty)
     cache_write_tokens: int = Field(default=0, ge=0, exclude_if=_empty)
+    # The part of ``cache_write_tokens`` written to the 1-hour cache (Anthropic's
+    # ``ephemeral_1h_input_tokens``); the rest went to the 5-minute cache. The
+    # two are priced at different rates (see threadline.pricing).
+    cache_write_1h_tokens: int = Field(default=0, ge=0, exclude_if=_empty)
     cost_usd: float | None = Field(default=None, ge=0, exclude_if=_none)
 
 
