@@ -17,6 +17,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from threadline.costs import CostLine
 from threadline.deltas import (
     ChildLinkDelta,
     Delta,
@@ -38,7 +39,6 @@ from threadline.model import (
     Usage,
     UsageTotals,
 )
-from threadline.costs import CostLine
 from threadline.pricing import price_usage
 from threadline.recorders.base import RecordedDelta
 

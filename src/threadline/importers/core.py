@@ -21,7 +21,6 @@ from typing import Literal
 import orjson
 from pydantic import JsonValue, ValidationError
 
-from threadline.pricing import price_usage
 from threadline.deltas import (
     ChildLinkDelta,
     Delta,
@@ -31,6 +30,7 @@ from threadline.deltas import (
     TitleDelta,
 )
 from threadline.model import Message
+from threadline.pricing import price_usage
 from threadline.store import ThreadStore
 
 ThreadKind = Literal["session", "subagent", "summary"]

@@ -27,7 +27,6 @@ from threadline.recorders.workspaces import Workspaces
 from threadline.relations import ThreadTree
 from threadline.viewer.render import (
     TreeItem,
-    cost_of_totals,
     group_files,
     message_views,
     render,

@@ -29,9 +29,9 @@ from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 from pydantic import JsonValue
 
-from threadline.pricing import price_usage
 from threadline.files.log import FileChange
 from threadline.model import Message, ToolCall, ToolResult, Usage, UsageTotals
+from threadline.pricing import price_usage
 from threadline.search import SearchHit
 
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
