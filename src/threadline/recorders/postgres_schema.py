@@ -44,7 +44,7 @@ def _usage_by_message_migration() -> str:
             "p_usage_cr, p_usage_cw, p_usage_cost) AS t;",
             "p_usage_cr, p_usage_cw, p_usage_cost, p_usage_mid, p_usage_cw1h,"
             " p_usage_source, p_usage_prices) AS t\n"
-            "            ON CONFLICT (tid, message_id) DO UPDATE SET v = EXCLUDED.v,"
+            "            ON CONFLICT ON CONSTRAINT message_usage_by_message DO UPDATE SET v = EXCLUDED.v,"
             " day = EXCLUDED.day, model = EXCLUDED.model,"
             " input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
             " cache_read_tokens = EXCLUDED.cache_read_tokens,"
@@ -68,7 +68,8 @@ UPDATE message_usage u
     FROM deltas d WHERE d.tid = u.tid AND d.v = u.v;
 DELETE FROM message_usage u USING message_usage newer
     WHERE newer.tid = u.tid AND newer.message_id = u.message_id AND newer.v > u.v;
-CREATE UNIQUE INDEX message_usage_by_message ON message_usage (tid, message_id);
+ALTER TABLE message_usage
+    ADD CONSTRAINT message_usage_by_message UNIQUE (tid, message_id);
 DROP FUNCTION threadline_append(
     text, text, bigint, integer, bytea[], bigint, integer, bigint, bytea, text, integer,
     integer[], integer[], text[], text[], text[], text[], integer[], integer[], text[],

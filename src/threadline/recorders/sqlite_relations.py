@@ -194,7 +194,8 @@ SELECT t.id, u.model, u.day, COUNT(*),
        SUM(u.input_tokens), SUM(u.output_tokens),
        SUM(u.cache_read_tokens), SUM(u.cache_write_tokens),
        SUM(u.cost_usd), SUM(u.cache_write_1h_tokens),
-       SUM(u.cost_source = 'reported'), SUM(u.cost_source = 'computed'),
+       COUNT(CASE WHEN u.cost_source = 'reported' THEN 1 END),
+       COUNT(CASE WHEN u.cost_source = 'computed' THEN 1 END),
        TOTAL(CASE WHEN u.cost_source = 'computed' THEN u.cost_usd END)
 FROM {scope} JOIN message_usage u ON u.tid = t.tid
 GROUP BY t.tid, u.model, u.day
