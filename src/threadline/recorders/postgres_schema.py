@@ -44,7 +44,8 @@ def _usage_by_message_migration() -> str:
             "p_usage_cr, p_usage_cw, p_usage_cost) AS t;",
             "p_usage_cr, p_usage_cw, p_usage_cost, p_usage_mid, p_usage_cw1h,"
             " p_usage_source, p_usage_prices) AS t\n"
-            "            ON CONFLICT ON CONSTRAINT message_usage_by_message DO UPDATE SET v = EXCLUDED.v,"
+            "            ON CONFLICT ON CONSTRAINT message_usage_by_message"
+            " DO UPDATE SET v = EXCLUDED.v,"
             " day = EXCLUDED.day, model = EXCLUDED.model,"
             " input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
             " cache_read_tokens = EXCLUDED.cache_read_tokens,"
