@@ -29,6 +29,7 @@ from threadline.deltas import (
     ThreadCreate,
     TitleDelta,
 )
+from threadline.importers.edits import record_agent_edits
 from threadline.model import Message
 from threadline.pricing import price_usage
 from threadline.store import ThreadStore
@@ -100,6 +101,8 @@ class ImportReport:
     computed_cost_usd: float = 0.0
     computed_cost_messages: int = 0
     unpriced_messages: int = 0
+    # Agents' file edits not recorded as file changes, by reason (importers/edits.py).
+    edits_left_out: Counter[str] = field(default_factory=Counter)
 
     def bad_line(self, path: Path | str, line: int, error: str) -> None:
         """Count a line that could not be read; keep the first few for the report."""
@@ -171,6 +174,7 @@ class ImportReport:
             "computed_cost_messages": self.computed_cost_messages,
             "unpriced_messages": self.unpriced_messages,
             "skipped": dict(sorted(self.skipped.items())),
+            "file_edits_left_out": dict(sorted(self.edits_left_out.items())),
             "malformed": self.malformed,
             "malformed_lines": [
                 {"path": m.path, "line": m.line, "error": m.error} for m in self.malformed_lines
@@ -263,6 +267,10 @@ async def save_threads(
     appends = [(thread_id, v, deltas) for thread_id, (v, deltas) in plans.items() if deltas]
     if appends:
         await store.append_together(appends)
+        for parsed in threads:  # the agents' own file edits (importers/edits.py)
+            new = [d.message for d in plans[parsed.id][1] if isinstance(d, MessageDelta)]
+            left_out = await record_agent_edits(store, parsed.id, parsed.env.get("cwd"), new)
+            report.edits_left_out.update(left_out)
 
 
 async def _plan(
