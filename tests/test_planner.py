@@ -131,7 +131,11 @@ def test_rows_of_one_append() -> None:
     assert plan.cut == 1
     assert [(m.pos, m.v) for m in plan.messages] == [(0, 2), (1, 5)]
     assert [m.tokens() for m in plan.messages] == ["first one", "third elan"]
-    assert plan.usage == (planner.UsageRow(2, 0, "m", 3, 4, 0, 0, 0.5),)
+    first = deltas[0]
+    assert isinstance(first, MessageDelta)
+    assert plan.usage == (
+        planner.UsageRow(2, 0, "m", 3, 4, 0, 0, 0.5, first.message.id, 0, "reported", None),
+    )
     assert plan.links == (planner.LinkRow("t", "c", "child"),)
     assert plan.retitled
     assert plan.title_tokens() == "a title"

@@ -353,7 +353,7 @@ async def test_migration_3_fills_links_and_usage_of_existing_threads(tmp_path: P
     conn = sqlite3.connect(path)
     conn.executescript(
         "DROP TABLE thread_links; DROP TABLE message_usage; "
-        "DELETE FROM schema_migrations WHERE version = 3;"
+        "DELETE FROM schema_migrations WHERE version IN (3, 10);"
     )
     conn.close()
     async with await ThreadStore.open(path) as store:

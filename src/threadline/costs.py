@@ -1,40 +1,55 @@
 """Cost roll-ups: what a thread, a sub-agent tree or every thread has cost.
 
-The recorder keeps the usage of every message ever appended (truncated ones
-too: spent is spent) in the same transaction as the append, and sums it by
-thread, model and UTC day in one query (:meth:`UsageIndex.usage_rollup`).
-This module turns those sums into a :class:`CostReport`, grouped by model,
-by day or by thread.
-
-Where a message reported no ``cost_usd`` but its model and token counts are
-known, its cost is computed from the `genai-prices
-<https://github.com/pydantic/genai-prices>`_ price list (prices as they were
-on the message's UTC day), and reported apart: ``computed_cost_usd`` and
-``computed_messages``. A message whose model is unknown to that list, or
-unnamed, stays ``unpriced``. threadline's ``input_tokens`` are the uncached
-input tokens; genai-prices counts cache reads and writes as part of the input,
-so they are added to it when pricing.
+Every message with usage is priced once, when it is written (see
+:mod:`threadline.pricing`): the recorder keeps its usage row with the stored
+cost, its source (reported by the agent, or computed from tokens with the
+genai-prices list) and the price list's version, in the same transaction as
+the append, and sums the rows by thread, model and UTC day in one query
+(:meth:`UsageIndex.usage_rollup`). This module turns those sums into a
+:class:`CostReport`, grouped by model, by day or by thread, and
+:func:`thread_costs` gives the one figure per thread that ``list``, ``show``,
+``export``, ``tree`` and the viewer print. Nothing here prices again, except
+:func:`reprice` (``threadline cost --reprice``) and the rows of a store from
+before costs were stored, which are priced on the first read and stored.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import functools
-from collections.abc import Iterable
-from importlib import metadata
+import weakref
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from threadline.errors import ThreadNotFound
-from threadline.recorders.roles import UsageGroup, usage_index
+from threadline.planner import reprice_row
+from threadline.pricing import DAY_MS, compute_cost, price_version
+from threadline.recorders.roles import (
+    ThreadLog,
+    UsageGroup,
+    UsagePricing,
+    usage_index,
+    usage_pricing,
+)
 
 if TYPE_CHECKING:
     from threadline.store import ThreadStore
 
+__all__ = [
+    "DAY_MS",
+    "CostLine",
+    "CostReport",
+    "GroupBy",
+    "compute_cost",
+    "cost_report",
+    "price_source",
+    "reprice",
+    "roll_up",
+    "thread_costs",
+]
+
 GroupBy = Literal["model", "day", "thread"]
-DAY_MS = 86_400_000
 NO_MODEL = "(no model)"
 
 
@@ -46,9 +61,11 @@ class CostLine(_Frozen):
     """Tokens and cost of a set of messages (a group of a report, or its total).
 
     ``cost_usd`` is ``reported_cost_usd`` (what the agents recorded) plus
-    ``computed_cost_usd`` (priced here from tokens, for ``computed_messages``
-    messages that recorded none). ``unpriced_messages`` had no cost and could
-    not be priced (no model, or a model the price list does not know).
+    ``computed_cost_usd`` (priced from tokens when written, for
+    ``computed_messages`` messages that recorded none). ``unpriced_messages``
+    had no cost and could not be priced (no model, or a model the price list
+    does not know). ``cache_write_1h_tokens`` is the part of
+    ``cache_write_tokens`` written to the 1-hour cache.
     """
 
     key: str  # the model, the day (YYYY-MM-DD, UTC), the thread id, or "total"
@@ -57,6 +74,7 @@ class CostLine(_Frozen):
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     reported_cost_usd: float = 0.0
     computed_cost_usd: float = 0.0
     computed_messages: int = 0
@@ -66,6 +84,13 @@ class CostLine(_Frozen):
     @property
     def cost_usd(self) -> float:
         return self.reported_cost_usd + self.computed_cost_usd
+
+    def cost_text(self) -> str:
+        """``$1.2345``, with ``(+N unpriced)`` when some messages have no cost."""
+        text = f"${self.cost_usd:,.4f}"
+        if self.unpriced_messages:
+            text += f" (+{self.unpriced_messages} unpriced)"
+        return text
 
 
 class CostReport(_Frozen):
@@ -83,35 +108,8 @@ class CostReport(_Frozen):
 
 
 def price_source() -> str:
-    return f"genai-prices {metadata.version('genai-prices')}"
-
-
-@functools.lru_cache(maxsize=65_536)
-def compute_cost(
-    model: str,
-    input_tokens: int,
-    output_tokens: int,
-    cache_read_tokens: int,
-    cache_write_tokens: int,
-    day: int,
-) -> float | None:
-    """The price of one response from genai-prices, or ``None`` if it has no
-    price for ``model``. ``input_tokens`` are uncached (see the module doc);
-    ``day`` is the UTC day (days since 1970) whose prices apply."""
-    import genai_prices  # imported on first use: loading its price list takes a while
-
-    usage = genai_prices.Usage(
-        input_tokens=input_tokens + cache_read_tokens + cache_write_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=cache_read_tokens,
-        cache_write_tokens=cache_write_tokens,
-    )
-    when = dt.datetime.fromtimestamp(day * DAY_MS / 1000, tz=dt.UTC)
-    try:
-        price = genai_prices.calc_price(usage, model, genai_request_timestamp=when)
-    except (LookupError, ValueError):  # an unknown model, or usage it cannot price
-        return None
-    return float(price.total_price)
+    """The installed price list (``genai-prices <version>``)."""
+    return price_version()
 
 
 def day_text(day: int) -> str:
@@ -123,6 +121,7 @@ class _Sums:
     __slots__ = (
         "cache_read",
         "cache_write",
+        "cache_write_1h",
         "computed",
         "computed_messages",
         "input",
@@ -134,6 +133,7 @@ class _Sums:
 
     def __init__(self) -> None:
         self.messages = self.input = self.output = self.cache_read = self.cache_write = 0
+        self.cache_write_1h = 0
         self.computed_messages = self.unpriced = 0
         self.reported = self.computed = 0.0
 
@@ -145,6 +145,7 @@ class _Sums:
             output_tokens=self.output,
             cache_read_tokens=self.cache_read,
             cache_write_tokens=self.cache_write,
+            cache_write_1h_tokens=self.cache_write_1h,
             reported_cost_usd=self.reported,
             computed_cost_usd=self.computed,
             computed_messages=self.computed_messages,
@@ -167,7 +168,7 @@ def roll_up(
     tree: bool = False,
     by: GroupBy | None = None,
 ) -> CostReport:
-    """Sum recorder usage groups into a report, pricing what reported no cost."""
+    """Sum recorder usage groups (their stored costs) into a report."""
     total = _Sums()
     keyed: dict[str, _Sums] = {}
     threads: set[str] = set()
@@ -175,33 +176,21 @@ def roll_up(
     for group in groups:
         threads.add(group.thread_id)
         targets = [total] if by is None else [total, keyed.setdefault(_key(group, by), _Sums())]
-        computed: float | None = None
-        if group.cost_usd is None and group.model is not None:
-            # An unpriced group holds messages of the same size: price one, times count.
-            each = compute_cost(
-                group.model,
-                group.input_tokens // group.messages,
-                group.output_tokens // group.messages,
-                group.cache_read_tokens // group.messages,
-                group.cache_write_tokens // group.messages,
-                group.day,
-            )
-            computed = None if each is None else each * group.messages
-        if group.cost_usd is None and computed is None and group.model is not None:
+        unpriced = group.unpriced_messages
+        if unpriced and group.model is not None:
             unknown.add(group.model)
+        reported = (group.cost_usd or 0.0) - group.computed_cost_usd
         for sums in targets:
             sums.messages += group.messages
             sums.input += group.input_tokens
             sums.output += group.output_tokens
             sums.cache_read += group.cache_read_tokens
             sums.cache_write += group.cache_write_tokens
-            if group.cost_usd is not None:
-                sums.reported += group.cost_usd
-            elif computed is not None:
-                sums.computed += computed
-                sums.computed_messages += group.messages
-            else:
-                sums.unpriced += group.messages
+            sums.cache_write_1h += group.cache_write_1h_tokens
+            sums.reported += reported
+            sums.computed += group.computed_cost_usd
+            sums.computed_messages += group.computed_messages
+            sums.unpriced += unpriced
     return CostReport(
         thread_id=thread_id,
         tree=tree,
@@ -212,6 +201,25 @@ def roll_up(
         unknown_models=tuple(sorted(unknown)),
         price_source=price_source(),
     )
+
+
+# Recorders whose rows from before stored costs were priced (once per process).
+_priced_before: weakref.WeakSet[ThreadLog] = weakref.WeakSet()
+
+
+async def _price_old_rows(recorder: ThreadLog) -> None:
+    """Price, once, the usage rows a store kept from before costs were stored."""
+    if recorder in _priced_before or not isinstance(recorder, UsagePricing):
+        return
+    await recorder.reprice_usage(reprice_row, never_priced=True)
+    _priced_before.add(recorder)
+
+
+async def reprice(store: ThreadStore) -> int:
+    """Price every stored usage row again with the installed price list
+    (reported costs stay); returns how many rows' figures changed."""
+    recorder = usage_pricing(store.recorder, "Repricing usage")
+    return await recorder.reprice_usage(reprice_row)
 
 
 async def cost_report(
@@ -226,8 +234,21 @@ async def cost_report(
     recorder = usage_index(store.recorder, "A cost report")
     if thread_id is not None and await recorder.head(thread_id) is None:
         raise ThreadNotFound(thread_id)
+    await _price_old_rows(recorder)
     groups = await recorder.usage_rollup(
         None if thread_id is None else [thread_id], subtrees=tree and thread_id is not None
     )
-    # Pricing takes about a millisecond a response: off the event loop.
-    return await asyncio.to_thread(roll_up, groups, thread_id=thread_id, tree=tree, by=by)
+    return roll_up(groups, thread_id=thread_id, tree=tree, by=by)
+
+
+async def thread_costs(store: ThreadStore, thread_ids: Sequence[str]) -> dict[str, CostLine]:
+    """Each thread's own cost (its stored figures, one query for all): the
+    figure every surface prints for a thread. A thread without usage, or
+    unknown, gets an empty line."""
+    recorder = usage_index(store.recorder, "Thread costs")
+    if not thread_ids:
+        return {}
+    await _price_old_rows(recorder)
+    report = roll_up(await recorder.usage_rollup(list(thread_ids)), by="thread")
+    found = {line.key: line for line in report.groups}
+    return {tid: found.get(tid, CostLine(key=tid)) for tid in thread_ids}

@@ -19,7 +19,7 @@ depth (breadth first); a linked thread that no longer exists is listed in
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -27,9 +27,11 @@ from typing import Literal
 import orjson
 from pydantic import JsonValue
 
+from threadline.costs import CostLine
 from threadline.deltas import head_of
 from threadline.errors import ThreadNotFound
 from threadline.model import Message, Thread, ToolCall, UsageTotals
+from threadline.pricing import price_usage
 from threadline.store import ThreadStore
 
 Format = Literal["json", "jsonl", "md"]
@@ -43,11 +45,18 @@ class ExportedTree:
 
     threads: list[Thread]
     missing: list[str] = field(default_factory=list)
+    costs: dict[str, CostLine] = field(default_factory=dict)  # each thread's stored cost
 
 
 async def collect(store: ThreadStore, thread_id: str, *, tree: bool = False) -> ExportedTree:
     """``thread_id`` (:class:`ThreadNotFound` if absent) and, with ``tree``, every
     sub-agent and summary thread below it."""
+    found = await _collect(store, thread_id, tree)
+    found.costs = await store.thread_costs([thread.id for thread in found.threads])
+    return found
+
+
+async def _collect(store: ThreadStore, thread_id: str, tree: bool) -> ExportedTree:
     root = await store.get_thread(thread_id)
     found = ExportedTree([root])
     if not tree:
@@ -70,20 +79,26 @@ async def collect(store: ThreadStore, thread_id: str, *, tree: bool = False) -> 
     return found
 
 
-def render(threads: Sequence[Thread], fmt: Format) -> bytes:
+def render(
+    threads: Sequence[Thread], fmt: Format, costs: Mapping[str, CostLine] | None = None
+) -> bytes:
+    """The threads in ``fmt``, with their stored ``costs`` (id → cost) where given."""
+    costs = costs or {}
     if fmt == "json":
-        return to_json(threads)
+        return to_json(threads, costs)
     if fmt == "jsonl":
         return to_jsonl(threads)
-    return to_markdown(threads).encode()
+    return to_markdown(threads, costs).encode()
 
 
-def to_json(threads: Sequence[Thread]) -> bytes:
-    document = {
+def to_json(threads: Sequence[Thread], costs: Mapping[str, CostLine] | None = None) -> bytes:
+    document: dict[str, JsonValue] = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "threads": [thread.model_dump(mode="json") for thread in threads],
     }
+    if costs:  # what each thread cost, as stored (an import prices again: not read back)
+        document["costs"] = {key: line.model_dump(mode="json") for key, line in costs.items()}
     return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
 
 
@@ -101,8 +116,12 @@ def to_jsonl(threads: Sequence[Thread]) -> bytes:
 # -- Markdown -----------------------------------------------------------------------
 
 
-def to_markdown(threads: Sequence[Thread]) -> str:
-    parts = [_thread_markdown(thread, index == 0) for index, thread in enumerate(threads)]
+def to_markdown(threads: Sequence[Thread], costs: Mapping[str, CostLine] | None = None) -> str:
+    costs = costs or {}
+    parts = [
+        _thread_markdown(thread, index == 0, costs.get(thread.id))
+        for index, thread in enumerate(threads)
+    ]
     return "\n\n---\n\n".join(parts) + "\n"
 
 
@@ -121,7 +140,7 @@ def _cost(totals: UsageTotals) -> str:
     return text
 
 
-def _thread_markdown(thread: Thread, is_root: bool) -> str:
+def _thread_markdown(thread: Thread, is_root: bool, cost: CostLine | None) -> str:
     if thread.parent_thread_id is not None and not is_root:
         kind = "Sub-agent: "
     elif thread.origin_thread_id is not None and not is_root:
@@ -139,7 +158,7 @@ def _thread_markdown(thread: Thread, is_root: bool) -> str:
         f"created {_when(thread.created)}",
         f"{len(thread.messages)} messages",
         f"{totals.input_tokens:,} in / {totals.output_tokens:,} out tokens",
-        f"cost {_cost(totals)}",
+        f"cost {_cost(totals) if cost is None else cost.cost_text()}",
     ]
     lines.append(" · ".join(facts))
     context = [f"{key} `{thread.env[key]}`" for key in ("cwd", "git_branch") if key in thread.env]
@@ -171,7 +190,11 @@ def _message_markdown(number: int, message: Message, names: dict[str, str]) -> l
             bits.append(f"{usage.cache_read_tokens:,} cache read")
         if usage.cache_write_tokens:
             bits.append(f"{usage.cache_write_tokens:,} cache write")
-        bits.append(_dollars(usage.cost_usd) if usage.cost_usd is not None else "unpriced")
+        priced = price_usage(usage, message.timestamp)
+        if priced.cost_usd is None:
+            bits.append("unpriced")
+        else:
+            bits.append(("≈" if priced.source == "computed" else "") + _dollars(priced.cost_usd))
         header += " · " + " · ".join(bits)
     lines = [header]
     if message.content:

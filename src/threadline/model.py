@@ -178,6 +178,10 @@ class Usage(_Frozen):
     output_tokens: Tokens = 0
     cache_read_tokens: Tokens = Field(default=0, exclude_if=_empty)
     cache_write_tokens: Tokens = Field(default=0, exclude_if=_empty)
+    # The part of ``cache_write_tokens`` written to the 1-hour cache (Anthropic's
+    # ``ephemeral_1h_input_tokens``); the rest went to the 5-minute cache. The
+    # two are priced at different rates (see threadline.pricing).
+    cache_write_1h_tokens: Tokens = Field(default=0, exclude_if=_empty)
     cost_usd: Cost | None = Field(default=None, exclude_if=_none)
 
 

@@ -23,8 +23,13 @@ The derived tables, and the plan's part for each:
   text, see :func:`threadline.search.message_search_text`; a message's row
   going with the cut takes its document with it), and the thread's title
   document, replaced by ``head.title`` when ``retitled``.
-- **usage**: one row per message with usage that the append logs, truncated
-  or not (a truncate does not refund).
+- **usage**: one row per message id with usage that the append logs,
+  truncated or not (a truncate does not refund), priced here
+  (:func:`threadline.pricing.price_usage`: the figure, its source and the
+  price list's version are stored with the row). A row is keyed by its
+  message's id: a message logged again with the same id (a merge that
+  re-appends it, an amendment) replaces its row instead of adding one, so
+  its usage is never counted twice; backends upsert by ``(thread, message_id)``.
 - **links**: what the thread records (a ``thread:create``'s parent or origin,
   ``child:link`` and ``summary:link``), each once.
 - **change feed**: the thread's entry moves to ``head.v``.
@@ -54,11 +59,10 @@ from threadline.deltas import (
     delta_to_json,
 )
 from threadline.errors import InvalidDelta, ThreadExists, ThreadNotFound, VersionConflict
-from threadline.model import Message, ThreadHead, UsageTotals
+from threadline.model import Message, ThreadHead, Usage, UsageTotals
+from threadline.pricing import DAY_MS, price_usage
 from threadline.search import index_token, message_search_text
 from threadline.search import tokens as search_tokens
-
-DAY_MS = 86_400_000
 
 LinkKind = Literal["child", "summary"]  # as recorders.base.LinkKind
 
@@ -79,7 +83,9 @@ class MessageRow(NamedTuple):
 
 
 class UsageRow(NamedTuple):
-    """The usage of the message of delta ``v``, on UTC day ``day``."""
+    """The usage of message ``message_id``, last logged by delta ``v``, on UTC
+    day ``day``; ``cost_usd`` is its stored cost (``None``: unpriced), from
+    ``cost_source`` (``reported`` or ``computed`` with ``price_version``)."""
 
     v: int
     day: int
@@ -89,6 +95,10 @@ class UsageRow(NamedTuple):
     cache_read_tokens: int
     cache_write_tokens: int
     cost_usd: float | None
+    message_id: str = ""
+    cache_write_1h_tokens: int = 0
+    cost_source: str | None = None
+    price_version: str | None = None
 
 
 class LinkRow(NamedTuple):
@@ -253,7 +263,7 @@ def _fold(
         at=at,
         cut=cut,
         messages=messages,
-        usage=tuple(usage),
+        usage=_by_message_id(usage),
         links=tuple(dict.fromkeys(links)),
         retitled=retitled,
         feed=FeedEntry(thread_id, state.v, False, at),
@@ -311,6 +321,7 @@ def _with_messages(head: ThreadHead | None, messages: list[Message]) -> ThreadHe
 def _usage_row(v: int, message: Message) -> UsageRow:
     usage = message.usage
     assert usage is not None
+    priced = price_usage(usage, message.timestamp)
     return UsageRow(
         v,
         message.timestamp // DAY_MS,
@@ -319,7 +330,39 @@ def _usage_row(v: int, message: Message) -> UsageRow:
         usage.output_tokens,
         usage.cache_read_tokens,
         usage.cache_write_tokens,
-        usage.cost_usd,
+        priced.cost_usd,
+        message.id,
+        usage.cache_write_1h_tokens,
+        priced.source,
+        priced.price_version,
+    )
+
+
+def _by_message_id(rows: list[UsageRow]) -> tuple[UsageRow, ...]:
+    """One row per message id, the last logged (rows stay in version order)."""
+    if len(rows) < 2:
+        return tuple(rows)
+    last = {row.message_id: row for row in rows}
+    if len(last) == len(rows):
+        return tuple(rows)
+    return tuple(sorted(last.values(), key=lambda row: row.v))
+
+
+def reprice_row(row: UsageRow) -> UsageRow:
+    """``row`` priced again with the installed price list (a reported cost stays)."""
+    if row.cost_source == "reported":
+        return row
+    usage = Usage(
+        model=row.model,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        cache_read_tokens=row.cache_read_tokens,
+        cache_write_tokens=row.cache_write_tokens,
+        cache_write_1h_tokens=row.cache_write_1h_tokens,
+    )
+    priced = price_usage(usage, row.day * DAY_MS)
+    return row._replace(
+        cost_usd=priced.cost_usd, cost_source=priced.source, price_version=priced.price_version
     )
 
 

@@ -599,10 +599,23 @@ class ThreadStore:
     ) -> costs.CostReport:
         """What a thread cost (with ``tree``, with all its sub-agents and summaries),
         or every thread when ``thread_id`` is ``None``; grouped ``by`` model, day or
-        thread. Costs the agents did not record are computed from tokens where
-        the model is known, and reported apart (see :mod:`threadline.costs`)."""
+        thread. Costs the agents did not record were computed from tokens when
+        the messages were written, and are reported apart (see :mod:`threadline.costs`)."""
         self._check_open()
         return await costs.cost_report(self, thread_id, tree=tree, by=by)
+
+    async def thread_costs(self, thread_ids: Sequence[str]) -> dict[str, costs.CostLine]:
+        """Each thread's own cost, from the figures stored when its messages were
+        written (one query): what ``list``, ``show``, ``export`` and the viewer print."""
+        self._check_open()
+        return await costs.thread_costs(self, thread_ids)
+
+    async def reprice(self) -> int:
+        """Price every stored usage row again with the installed price list
+        (``threadline cost --reprice``; reported costs stay). Returns how many
+        rows' figures changed."""
+        self._check_open()
+        return await costs.reprice(self)
 
     @functools.cached_property
     def batch_reader(self) -> batch.BatchReader:

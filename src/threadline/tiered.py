@@ -53,6 +53,7 @@ from threadline.deltas import Delta, MessageDelta, ThreadCreate, fold
 from threadline.errors import ThreadExists, ThreadlineError
 from threadline.ids import now_ms
 from threadline.model import Message, Thread, ThreadHead
+from threadline.planner import UsageRow
 from threadline.recorders.base import (
     Append,
     Change,
@@ -709,6 +710,12 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         rest = [t for t in scope if not self._is_ephemeral(t)]
         groups = await self.local.usage_rollup(rest) if rest else []
         return groups + (await self._ephemeral.usage_rollup(mine) if mine else [])
+
+    async def reprice_usage(
+        self, price: Callable[[UsageRow], UsageRow], *, never_priced: bool = False
+    ) -> int:
+        changed = await self.local.reprice_usage(price, never_priced=never_priced)
+        return changed + await self._ephemeral.reprice_usage(price, never_priced=never_priced)
 
     async def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
         hits = await self.local.search(query, limit=limit)

@@ -8,7 +8,7 @@ from tests.contract.filelog_suite import FileLogContract
 from tests.contract.links_suite import LinkIndexContract
 from tests.contract.search_suite import SearchIndexContract
 from tests.contract.suite import ThreadLogContract
-from tests.contract.usage_suite import UsageIndexContract
+from tests.contract.usage_suite import UsageIndexContract, UsagePricingContract
 from threadline.recorders import MemoryRecorder
 
 
@@ -30,6 +30,10 @@ class TestMemoryLinkIndex(MemoryBackend, LinkIndexContract):
 
 
 class TestMemoryUsageIndex(MemoryBackend, UsageIndexContract):
+    pass
+
+
+class TestMemoryUsagePricing(MemoryBackend, UsagePricingContract):
     pass
 
 

@@ -13,7 +13,7 @@ from tests.contract.filelog_suite import FileLogContract
 from tests.contract.links_suite import LinkIndexContract
 from tests.contract.search_suite import SearchIndexContract
 from tests.contract.suite import ThreadLogContract
-from tests.contract.usage_suite import UsageIndexContract
+from tests.contract.usage_suite import UsageIndexContract, UsagePricingContract
 from tests.pg import new_workspace
 from threadline.deltas import ThreadCreate
 from threadline.errors import InvalidDelta, ThreadlineError
@@ -44,6 +44,10 @@ class TestPostgresLinkIndex(PostgresBackend, LinkIndexContract):
 
 
 class TestPostgresUsageIndex(PostgresBackend, UsageIndexContract):
+    pass
+
+
+class TestPostgresUsagePricing(PostgresBackend, UsagePricingContract):
     pass
 
 

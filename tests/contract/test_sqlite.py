@@ -8,7 +8,7 @@ from tests.contract.filelog_suite import FileLogContract
 from tests.contract.links_suite import LinkIndexContract
 from tests.contract.search_suite import SearchIndexContract
 from tests.contract.suite import ThreadLogContract
-from tests.contract.usage_suite import UsageIndexContract
+from tests.contract.usage_suite import UsageIndexContract, UsagePricingContract
 from threadline.recorders import SqliteRecorder
 
 
@@ -35,6 +35,10 @@ class TestSqliteFileLinkIndex(SqliteFile, LinkIndexContract):
 
 
 class TestSqliteFileUsageIndex(SqliteFile, UsageIndexContract):
+    pass
+
+
+class TestSqliteFileUsagePricing(SqliteFile, UsagePricingContract):
     pass
 
 

@@ -18,7 +18,7 @@ from tests.contract.filelog_suite import FileLogContract
 from tests.contract.links_suite import LinkIndexContract
 from tests.contract.search_suite import SearchIndexContract
 from tests.contract.suite import ThreadLogContract
-from tests.contract.usage_suite import UsageIndexContract
+from tests.contract.usage_suite import UsageIndexContract, UsagePricingContract
 from tests.sync.conftest import Server
 from tests.sync.conftest import sync_server as sync_server  # the fixture, for RemoteTiers
 from threadline.recorders import SqliteRecorder
@@ -68,6 +68,10 @@ class TestTieredLinkIndexWithRemote(RemoteTiers, LinkIndexContract):
 
 
 class TestTieredUsageIndex(DefaultTiers, UsageIndexContract):
+    pass
+
+
+class TestTieredUsagePricing(DefaultTiers, UsagePricingContract):
     pass
 
 

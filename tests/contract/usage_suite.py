@@ -14,8 +14,10 @@ import pytest
 from tests.contract.suite import spawn, spent
 from threadline.deltas import MessageDelta, ThreadCreate, TruncateDelta
 from threadline.errors import InvalidDelta
-from threadline.model import Message
-from threadline.recorders.roles import UsageGroup, UsageIndex
+from threadline.model import Message, Usage
+from threadline.planner import reprice_row
+from threadline.pricing import DAY_MS, compute_cost, price_usage
+from threadline.recorders.roles import UsageGroup, UsageIndex, UsagePricing
 
 
 def key(group: UsageGroup) -> tuple[str, str | None, int, float | None]:
@@ -51,30 +53,61 @@ class UsageIndexContract(abc.ABC):
         await recorder.append("B", 0, [ThreadCreate(id="B"), MessageDelta.of(spent(5))])
         groups = sorted(await recorder.usage_rollup(), key=key)
         assert groups == [
-            UsageGroup("A", "claude-sonnet-4-5", 20_000, 2, 300, 30, 5, 1, 0.75),
-            UsageGroup("A", "claude-sonnet-4-5", 20_001, 1, 100, 10, 0, 0, 1.0),
-            UsageGroup("A", "gpt-5", 20_000, 1, 100, 10, 0, 0, 2.0),
-            UsageGroup("B", "claude-sonnet-4-5", 20_000, 1, 100, 10, 0, 0, 0.5),
+            UsageGroup("A", "claude-sonnet-4-5", 20_000, 2, 300, 30, 5, 1, 0.75, 0, 2),
+            UsageGroup("A", "claude-sonnet-4-5", 20_001, 1, 100, 10, 0, 0, 1.0, 0, 1),
+            UsageGroup("A", "gpt-5", 20_000, 1, 100, 10, 0, 0, 2.0, 0, 1),
+            UsageGroup("B", "claude-sonnet-4-5", 20_000, 1, 100, 10, 0, 0, 0.5, 0, 1),
         ]
         assert await recorder.usage_rollup(["B", "unknown"]) == [groups[3]]
 
-    async def test_unpriced_usage_groups_only_messages_of_the_same_size(
-        self, recorder: UsageIndex
-    ) -> None:
+    async def test_costs_are_priced_when_written_and_stored(self, recorder: UsageIndex) -> None:
+        one_hour = spent(11, cost=None, tokens=(100, 10, 0, 2_000))
+        assert one_hour.usage is not None
+        one_hour = one_hour.model_copy(
+            update={"usage": one_hour.usage.model_copy(update={"cache_write_1h_tokens": 2_000})}
+        )
         await recorder.append(
             "A",
             0,
             [ThreadCreate(id="A")]
             + [MessageDelta.of(spent(i, cost=None)) for i in range(3)]
-            + [MessageDelta.of(spent(9, cost=None, tokens=(7, 7, 7, 7)))]
-            + [MessageDelta.of(spent(10, model=None, cost=None))],
+            + [MessageDelta.of(spent(9, cost=None, tokens=(100, 10, 0, 2_000)))]
+            + [MessageDelta.of(one_hour)]
+            + [MessageDelta.of(spent(10, model=None, cost=None))]
+            + [MessageDelta.of(spent(12, model="no-such-model-anywhere", cost=None))]
+            + [MessageDelta.of(spent(13, cost=0.5))],
         )
-        groups = sorted(await recorder.usage_rollup(), key=lambda g: (g.model or "", g.messages))
-        assert groups == [
-            UsageGroup("A", None, 20_000, 1, 100, 10, 0, 0, None),
-            UsageGroup("A", "claude-sonnet-4-5", 20_000, 1, 7, 7, 7, 7, None),
-            UsageGroup("A", "claude-sonnet-4-5", 20_000, 3, 300, 30, 0, 0, None),
-        ]
+        groups = {g.model: g for g in await recorder.usage_rollup()}
+        each = price_usage(spent(0, cost=None).usage or Usage(), 20_000 * DAY_MS).cost_usd
+        five = compute_cost("claude-sonnet-4-5", 100, 10, 0, 2_000, 20_000)
+        hour = compute_cost("claude-sonnet-4-5", 100, 10, 0, 2_000, 20_000, 2_000)
+        assert each is not None
+        assert five is not None
+        assert hour is not None
+        assert hour > five  # a 1-hour cache write costs more than a 5-minute one
+        claude = groups["claude-sonnet-4-5"]
+        assert (claude.messages, claude.reported_messages, claude.computed_messages) == (6, 1, 5)
+        assert claude.cache_write_1h_tokens == 2_000
+        assert claude.computed_cost_usd == pytest.approx(3 * each + five + hour)
+        assert claude.cost_usd == pytest.approx(3 * each + five + hour + 0.5)
+        for model in (None, "no-such-model-anywhere"):
+            assert (groups[model].messages, groups[model].unpriced_messages) == (1, 1)
+            assert groups[model].cost_usd is None
+
+    async def test_a_message_logged_again_counts_once(self, recorder: UsageIndex) -> None:
+        first, second = spent(1, cost=0.25), spent(2, cost=None)
+        await recorder.append(
+            "A", 0, [ThreadCreate(id="A"), MessageDelta.of(first), MessageDelta.of(second)]
+        )
+        before = await recorder.usage_rollup(["A"])
+        # A merge that re-appends the same messages (within one append and across two).
+        await recorder.append(
+            "A",
+            3,
+            [TruncateDelta(from_index=0), MessageDelta.of(first), MessageDelta.of(first)],
+        )
+        await recorder.append("A", 6, [MessageDelta.of(second)])
+        assert await recorder.usage_rollup(["A"]) == before
 
     async def test_usage_rollup_keeps_truncated_messages_and_drops_deleted_threads(
         self, recorder: UsageIndex
@@ -126,3 +159,51 @@ class UsageIndexContract(abc.ABC):
         assert len(await recorder.usage_rollup()) == 2
         assert await recorder.delete_many(["P", "C"]) == [True, True]
         assert await recorder.usage_rollup() == []
+
+
+class UsagePricingContract(abc.ABC):
+    """The :class:`~threadline.recorders.roles.UsagePricing` role: stored costs priced again."""
+
+    @abc.abstractmethod
+    async def make_recorder(self, tmp_path: Path) -> UsagePricing:
+        """A fresh, empty recorder of the backend under test."""
+
+    @pytest.fixture
+    async def pricing(self, tmp_path: Path) -> AsyncIterator[UsagePricing]:
+        recorder = await self.make_recorder(tmp_path)
+        yield recorder
+        await recorder.close()
+
+    async def test_reprice_sets_each_rows_figure_and_keeps_reported_costs(
+        self, pricing: UsagePricing
+    ) -> None:
+        assert isinstance(pricing, UsageIndex)
+        await pricing.append(
+            "A",
+            0,
+            [
+                ThreadCreate(id="A"),
+                MessageDelta.of(spent(1, cost=None)),
+                MessageDelta.of(spent(2, cost=0.5)),
+                MessageDelta.of(spent(3, model=None, cost=None)),
+            ],
+        )
+        stored = sorted(await pricing.usage_rollup(["A"]), key=lambda g: g.model or "")
+        # A price list that doubles every computed figure, then the installed one again.
+        doubled = await pricing.reprice_usage(
+            lambda row: (
+                row._replace(cost_usd=2 * (reprice_row(row).cost_usd or 0.0))
+                if row.cost_source == "computed"
+                else row
+            )
+        )
+        assert doubled == 1
+        groups = sorted(await pricing.usage_rollup(["A"]), key=lambda g: g.model or "")
+        assert groups[0] == stored[0]  # the message without a model stays unpriced
+        before, group = stored[1], groups[1]
+        assert group.computed_cost_usd == pytest.approx(2 * before.computed_cost_usd)
+        assert group.cost_usd == pytest.approx(0.5 + 2 * before.computed_cost_usd)
+        assert await pricing.reprice_usage(reprice_row) == 1
+        assert sorted(await pricing.usage_rollup(["A"]), key=lambda g: g.model or "") == stored
+        # Rows never priced (none here: every row was priced when written).
+        assert await pricing.reprice_usage(reprice_row, never_priced=True) == 0

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from threadline.cli import render
 from threadline.cli.demo import record_demo_session
+from threadline.costs import CostLine
 from threadline.errors import ThreadlineError
 from threadline.model import MAX_COST_USD, Message, ThreadListPage, ThreadPage
 from threadline.store import ThreadStore
@@ -298,22 +299,31 @@ def list_threads(
     """List threads, newest activity first, with version, size and cost;
     archived threads are marked."""
 
-    async def work(store: ThreadStore) -> tuple[ThreadListPage, dict[str, str] | None]:
+    async def work(
+        store: ThreadStore,
+    ) -> tuple[ThreadListPage, dict[str, str] | None, dict[str, CostLine]]:
         page = await store.list_threads(
             limit=limit, cursor=cursor, include_archived=not no_archived
         )
-        return page, await _sync_statuses(store, [head.id for head in page.threads])
+        ids = [head.id for head in page.threads]
+        return page, await _sync_statuses(store, ids), await store.thread_costs(ids)
 
     try:
-        page, statuses = run(settings, work)
+        page, statuses, costs = run(settings, work)
     except ValueError as exc:
         if isinstance(exc, ThreadlineError):
             raise
         raise click.BadParameter(str(exc), param_hint="'--cursor'") from exc
     if as_json:
-        print_json({**page.model_dump(mode="json"), **({"sync": statuses} if statuses else {})})
+        print_json(
+            {
+                **page.model_dump(mode="json"),
+                "costs": {tid: line.model_dump(mode="json") for tid, line in costs.items()},
+                **({"sync": statuses} if statuses else {}),
+            }
+        )
     else:
-        render.print_thread_list(console(), page, statuses)
+        render.print_thread_list(console(), page, statuses, costs)
 
 
 @cli.command(short_help="Show a page of a thread's messages (the newest by default).")
@@ -352,23 +362,25 @@ def show(
 ) -> None:
     """Show a page of thread ID's messages: the newest page by default, oldest first."""
 
-    async def work(store: ThreadStore) -> tuple[ThreadPage, str | None]:
+    async def work(store: ThreadStore) -> tuple[ThreadPage, str | None, CostLine]:
         page = await store.load_thread(thread_id, limit, offset, before=before)
         statuses = await _sync_statuses(store, [thread_id])
-        return page, None if statuses is None else statuses.get(thread_id, "-")
+        cost = (await store.thread_costs([page.id]))[page.id]
+        return page, None if statuses is None else statuses.get(thread_id, "-"), cost
 
-    page, status = run(settings, work)
+    page, status, cost = run(settings, work)
     if as_json:
         print_json(
             {
                 **page.model_dump(mode="json"),
                 "total_messages": page.total_messages,
                 "first_index": page.first_index,
+                "cost": cost.model_dump(mode="json"),
                 **({"sync": status} if status is not None else {}),
             }
         )
     else:
-        render.print_page(console(), page, status)
+        render.print_page(console(), page, status, cost)
 
 
 async def _sync_statuses(store: ThreadStore, thread_ids: list[str]) -> dict[str, str] | None:

@@ -226,7 +226,7 @@ def export_command(
         return await export.collect(store, thread_id, tree=tree)
 
     found = run(settings, collect)
-    data = export.render(found.threads, fmt)
+    data = export.render(found.threads, fmt, found.costs)
     for missing in found.missing:
         click.echo(f"warning: linked thread {missing} no longer exists; not exported", err=True)
     if output is None:

@@ -134,24 +134,44 @@ def summarize_command(
     type=click.Choice(list(_GROUPS)),
     help="One line per model, per UTC day or per thread.",
 )
+@click.option(
+    "--reprice",
+    is_flag=True,
+    help="First price every stored message again with the installed price list.",
+)
 @json_option
 @click.pass_obj
 def cost_command(
-    settings: Settings, thread_id: str | None, tree: bool, by: str | None, as_json: bool
+    settings: Settings,
+    thread_id: str | None,
+    tree: bool,
+    by: str | None,
+    reprice: bool,
+    as_json: bool,
 ) -> None:
     """Tokens and cost of thread ID, or of every thread without ID.
 
-    Costs the agent did not record are computed from token counts and the
-    model with the genai-prices price list, and shown apart.
+    Each message is priced once, when it is stored: its reported cost, else
+    one computed from its token counts and model with the genai-prices price
+    list (shown apart). --reprice prices the stored messages again with the
+    installed list (reported costs stay).
     """
     if tree and thread_id is None:
         raise click.UsageError("--tree needs a thread ID")
     group = None if by is None else _GROUPS[by]
-    report = run(settings, lambda store: store.cost_report(thread_id, tree=tree, by=group))
+
+    async def work(store: ThreadStore) -> tuple[int | None, CostReport]:
+        repriced = await store.reprice() if reprice else None
+        return repriced, await store.cost_report(thread_id, tree=tree, by=group)
+
+    repriced, report = run(settings, work)
     if as_json:
-        print_json(report.model_dump(mode="json"))
+        extra = {} if repriced is None else {"repriced": repriced}
+        print_json({**report.model_dump(mode="json"), **extra})
         return
     out = console()
+    if repriced is not None:
+        out.print(f"Repriced {repriced:,} stored message(s) with {report.price_source}.")
     scope = "every thread" if thread_id is None else thread_id
     if tree:
         scope += " and every thread under it"
@@ -190,7 +210,8 @@ def _print_cost_notes(out: Console, report: CostReport) -> None:
             Text(
                 f"* includes {dollars(total.computed_cost_usd)} computed for "
                 f"{total.computed_messages} message(s) that recorded no cost, from their "
-                f"tokens and model ({report.price_source}).",
+                f"tokens and model when stored (installed: {report.price_source}; "
+                "--reprice prices them again).",
                 style="dim",
             )
         )

@@ -17,6 +17,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from threadline.costs import CostLine
 from threadline.deltas import (
     ChildLinkDelta,
     Delta,
@@ -38,6 +39,7 @@ from threadline.model import (
     Usage,
     UsageTotals,
 )
+from threadline.pricing import price_usage
 from threadline.recorders.base import RecordedDelta
 
 LINE = 100  # longest one-line summary of a tool call, a result or a log entry
@@ -73,15 +75,27 @@ def tool_call_line(call: ToolCall, width: int = LINE) -> str:
     return clip(f"{call.name}({args})", width)
 
 
-def usage_text(usage: Usage) -> str:
+def usage_text(usage: Usage, timestamp: int | None = None) -> str:
+    """Model, tokens and cost of one response: as reported, else (given the
+    message's ``timestamp``) computed as when it was stored (``≈$``)."""
     parts = [usage.model] if usage.model else []
     parts.append(f"{usage.input_tokens:,} in")
     parts.append(f"{usage.output_tokens:,} out")
     if usage.cache_read_tokens:
         parts.append(f"{usage.cache_read_tokens:,} cache read")
     if usage.cache_write_tokens:
-        parts.append(f"{usage.cache_write_tokens:,} cache write")
-    parts.append(dollars(usage.cost_usd) if usage.cost_usd is not None else "unpriced")
+        one_hour = usage.cache_write_1h_tokens
+        parts.append(
+            f"{usage.cache_write_tokens:,} cache write"
+            + (f" ({one_hour:,} for 1h)" if one_hour else "")
+        )
+    priced = price_usage(usage, timestamp) if timestamp is not None else None
+    if usage.cost_usd is not None:
+        parts.append(dollars(usage.cost_usd))
+    elif priced is not None and priced.cost_usd is not None:
+        parts.append("≈" + dollars(priced.cost_usd))
+    else:
+        parts.append("unpriced")
     return " · ".join(parts)
 
 
@@ -98,7 +112,7 @@ def message_view(message: Message, index: int, names: dict[str, str], width: int
     header.append(message.role, style=_ROLE_STYLES[message.role])
     header.append(f"  {when(message.timestamp, date=False)}", style="dim")
     if message.usage is not None:
-        header.append(f"  {usage_text(message.usage)}", style="yellow")
+        header.append(f"  {usage_text(message.usage, message.timestamp)}", style="yellow")
     lines = [Text(message.content)] if message.content else []
     for call in message.tool_calls:
         line = Text("→ ", style="bold blue")
@@ -124,13 +138,14 @@ def print_messages(console: Console, messages: Sequence[Message], first_index: i
         console.print(message_view(message, first_index + offset, names, width))
 
 
-def head_line(head: ThreadHead) -> Text:
-    """Title, id, version, message count and what the thread has cost so far."""
+def head_line(head: ThreadHead, cost: CostLine | None = None) -> Text:
+    """Title, id, version, message count and what the thread has cost so far
+    (``cost``, its stored figure; else the head's reported total)."""
     text = Text()
     text.append(head.title or "(untitled)", style="bold")
     text.append(f"  {head.id}", style="dim")
     text.append(f"  v{head.v} · {head.message_count} messages · ")
-    text.append(cost_text(head.totals), style="yellow")
+    text.append(cost_text(head.totals) if cost is None else cost.cost_text(), style="yellow")
     text.append(" spent")
     return text
 
@@ -142,9 +157,11 @@ def cost_text(totals: UsageTotals) -> str:
     return text
 
 
-def print_page(console: Console, page: ThreadPage, sync: str | None = None) -> None:
+def print_page(
+    console: Console, page: ThreadPage, sync: str | None = None, cost: CostLine | None = None
+) -> None:
     """A page of messages, then which of how many are shown and how to get the older page."""
-    console.print(head_line(page.head))
+    console.print(head_line(page.head, cost))
     if sync is not None:
         console.print(f"Sync: {sync}", style="dim", soft_wrap=True)
     print_messages(console, page.messages, page.first_index)
@@ -188,9 +205,14 @@ def print_one_line_table(
 
 
 def print_thread_list(
-    console: Console, page: ThreadListPage, sync: Mapping[str, str] | None = None
+    console: Console,
+    page: ThreadListPage,
+    sync: Mapping[str, str] | None = None,
+    costs: Mapping[str, CostLine] | None = None,
 ) -> None:
-    """The threads, one a line; with ``sync`` (id → sync status), a Sync column."""
+    """The threads, one a line, with their stored ``costs`` (id → cost); with
+    ``sync`` (id → sync status), a Sync column."""
+    costs = costs or {}
     rows = [
         (
             head.id,
@@ -198,7 +220,7 @@ def print_thread_list(
             str(head.v),
             str(head.message_count),
             when(head.last_activity, seconds=False),
-            cost_text(head.totals),
+            costs[head.id].cost_text() if head.id in costs else cost_text(head.totals),
             *(() if sync is None else (sync.get(head.id, "-"),)),
         )
         for head in page.threads

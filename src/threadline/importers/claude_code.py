@@ -521,6 +521,17 @@ def _response(
     )
 
 
+def cache_write_1h_tokens(raw: dict[str, JsonValue]) -> int:
+    """The cache writes of ``usage.cache_creation.ephemeral_1h_input_tokens``
+    (at most all of ``cache_creation_input_tokens``)."""
+    split = raw.get("cache_creation")
+    value = split.get("ephemeral_1h_input_tokens") if isinstance(split, dict) else None
+    total = raw.get("cache_creation_input_tokens")
+    if not isinstance(value, int) or value <= 0 or not isinstance(total, int):
+        return 0
+    return min(value, total)
+
+
 def _usage(raw: JsonValue, model: JsonValue, cost: JsonValue) -> dict[str, JsonValue] | None:
     if not isinstance(raw, dict):
         return None
@@ -536,6 +547,10 @@ def _usage(raw: JsonValue, model: JsonValue, cost: JsonValue) -> dict[str, JsonV
         "cache_read_tokens": count("cache_read_input_tokens"),
         "cache_write_tokens": count("cache_creation_input_tokens"),
     }
+    # Writes to the 1-hour cache cost more than those to the 5-minute one.
+    one_hour = cache_write_1h_tokens(raw)
+    if one_hour:
+        usage["cache_write_1h_tokens"] = one_hour
     if isinstance(cost, int | float) and cost >= 0:
         usage["cost_usd"] = float(cost)
     return usage

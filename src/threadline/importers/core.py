@@ -21,7 +21,6 @@ from typing import Literal
 import orjson
 from pydantic import JsonValue, ValidationError
 
-from threadline.costs import DAY_MS, compute_cost
 from threadline.deltas import (
     ChildLinkDelta,
     Delta,
@@ -30,7 +29,9 @@ from threadline.deltas import (
     ThreadCreate,
     TitleDelta,
 )
+from threadline.importers.edits import record_agent_edits
 from threadline.model import Message
+from threadline.pricing import price_usage
 from threadline.store import ThreadStore
 
 ThreadKind = Literal["session", "subagent", "summary"]
@@ -97,8 +98,11 @@ class ImportReport:
     malformed: int = 0
     malformed_lines: list[MalformedLine] = field(default_factory=list)
     unlinked: list[str] = field(default_factory=list)
-    _to_price: dict[tuple[str, int], list[int]] = field(default_factory=dict, repr=False)
-    _priced: tuple[float, int, int] | None = field(default=None, repr=False)
+    computed_cost_usd: float = 0.0
+    computed_cost_messages: int = 0
+    unpriced_messages: int = 0
+    # Agents' file edits not recorded as file changes, by reason (importers/edits.py).
+    edits_left_out: Counter[str] = field(default_factory=Counter)
 
     def bad_line(self, path: Path | str, line: int, error: str) -> None:
         """Count a line that could not be read; keep the first few for the report."""
@@ -121,54 +125,21 @@ class ImportReport:
         self.output_tokens += usage.output_tokens
         self.cache_read_tokens += usage.cache_read_tokens
         self.cache_write_tokens += usage.cache_write_tokens
-        if usage.cost_usd is not None:
-            self.stored_cost_usd += usage.cost_usd
-            return
-        key = (usage.model or "", message.timestamp // DAY_MS)
-        sums = self._to_price.setdefault(key, [0, 0, 0, 0, 0])
-        for index, count in enumerate(
-            (
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.cache_read_tokens,
-                usage.cache_write_tokens,
-                1,
-            )
-        ):
-            sums[index] += count
-        self._priced = None
-
-    def _price(self) -> tuple[float, int, int]:
-        """(cost, messages priced from the table, messages it cannot price).
-
-        Responses without a ``cost_usd`` are priced together per model and day
-        (one genai-prices lookup per group, so a large import stays fast): exact
-        except for per-request price tiers such as long-context surcharges,
-        which ``threadline cost`` applies response by response."""
-        if self._priced is None:
-            cost, priced, unpriced = self.stored_cost_usd, 0, 0
-            for (model, day), (fresh, output, read, write, count) in self._to_price.items():
-                price = compute_cost(model, fresh, output, read, write, day) if model else None
-                if price is None:
-                    unpriced += count
-                else:
-                    cost += price
-                    priced += count
-            self._priced = (cost, priced, unpriced)
-        return self._priced
+        # The figure the store keeps for this message (threadline.pricing: the
+        # one function that prices a response, at the message's own size and day).
+        priced = price_usage(usage, message.timestamp)
+        if priced.source == "reported":
+            self.stored_cost_usd += usage.cost_usd or 0.0
+        elif priced.cost_usd is not None:
+            self.computed_cost_usd += priced.cost_usd
+            self.computed_cost_messages += 1
+        else:
+            self.unpriced_messages += 1
 
     @property
     def cost_usd(self) -> float:
-        """Cost of the imported responses: as recorded, else computed (see :meth:`_price`)."""
-        return self._price()[0]
-
-    @property
-    def computed_cost_messages(self) -> int:
-        return self._price()[1]
-
-    @property
-    def unpriced_messages(self) -> int:
-        return self._price()[2]
+        """Cost of the imported responses: as recorded, else computed from tokens."""
+        return self.stored_cost_usd + self.computed_cost_usd
 
     @property
     def tokens(self) -> int:
@@ -203,6 +174,7 @@ class ImportReport:
             "computed_cost_messages": self.computed_cost_messages,
             "unpriced_messages": self.unpriced_messages,
             "skipped": dict(sorted(self.skipped.items())),
+            "file_edits_left_out": dict(sorted(self.edits_left_out.items())),
             "malformed": self.malformed,
             "malformed_lines": [
                 {"path": m.path, "line": m.line, "error": m.error} for m in self.malformed_lines
@@ -295,6 +267,10 @@ async def save_threads(
     appends = [(thread_id, v, deltas) for thread_id, (v, deltas) in plans.items() if deltas]
     if appends:
         await store.append_together(appends)
+        for parsed in threads:  # the agents' own file edits (importers/edits.py)
+            new = [d.message for d in plans[parsed.id][1] if isinstance(d, MessageDelta)]
+            left_out = await record_agent_edits(store, parsed.id, parsed.env.get("cwd"), new)
+            report.edits_left_out.update(left_out)
 
 
 async def _plan(

@@ -27,6 +27,7 @@ from threadline.recorders.roles import (
     ThreadLog,
     UsageGroup,
     UsageIndex,
+    UsagePricing,
     WriterLease,
     archive_ledger,
     change_feed,
@@ -34,6 +35,7 @@ from threadline.recorders.roles import (
     link_index,
     search_index,
     usage_index,
+    usage_pricing,
     whole_log_thread_id,
 )
 
@@ -53,6 +55,7 @@ __all__ = [
     "ThreadRecorder",
     "UsageGroup",
     "UsageIndex",
+    "UsagePricing",
     "WriterLease",
     "archive_ledger",
     "change_feed",
@@ -60,11 +63,14 @@ __all__ = [
     "link_index",
     "search_index",
     "usage_index",
+    "usage_pricing",
     "whole_log_thread_id",
 ]
 
 
-class ThreadRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed, ArchiveLedger, FileLog):
+class ThreadRecorder(
+    LinkIndex, UsageIndex, UsagePricing, SearchIndex, ChangeFeed, ArchiveLedger, FileLog
+):
     """A full backend: the thread log with every role but the sync ledger.
 
     The store's own backends (memory, SQLite, PostgreSQL) and the

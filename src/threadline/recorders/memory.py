@@ -110,7 +110,10 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
         if plan.cut is not None:
             del entry.messages[plan.cut :]
         entry.messages.extend(plan.messages)
-        entry.usage.extend(plan.usage)
+        if plan.usage:  # keyed by message id: a message logged again replaces its row
+            again = {u.message_id for u in plan.usage}
+            entry.usage[:] = [u for u in entry.usage if u.message_id not in again]
+            entry.usage.extend(plan.usage)
         entry.links.extend(link for link in plan.links if link not in entry.links)
         entry.log.extend(
             RecordedDelta(thread_id, v, plan.at, delta)
@@ -283,36 +286,31 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
         if subtrees and thread_ids is not None:
             for thread_id in thread_ids:
                 scope.update(self._walk(thread_id, down=True).heads)
-        groups: dict[tuple[str, str | None, int, tuple[int, ...] | None], list[float]] = {}
+        groups: dict[tuple[str, str | None, int], list[UsageRow]] = {}
         for thread_id in sorted(scope & self._threads.keys()):
             for u in self._threads[thread_id].usage:
-                tokens = (
-                    u.input_tokens,
-                    u.output_tokens,
-                    u.cache_read_tokens,
-                    u.cache_write_tokens,
-                )
-                # Unpriced messages group only with ones of the same size.
-                size = tokens if u.cost_usd is None else None
-                sums = groups.setdefault((thread_id, u.model, u.day, size), [0, 0, 0, 0, 0, 0.0])
-                sums[0] += 1
-                for i, count in enumerate(tokens, start=1):
-                    sums[i] += count
-                sums[5] += u.cost_usd or 0.0
+                groups.setdefault((thread_id, u.model, u.day), []).append(u)
         return [
-            UsageGroup(
-                thread_id=thread_id,
-                model=model,
-                day=day,
-                messages=int(s[0]),
-                input_tokens=int(s[1]),
-                output_tokens=int(s[2]),
-                cache_read_tokens=int(s[3]),
-                cache_write_tokens=int(s[4]),
-                cost_usd=None if size is not None else s[5],
-            )
-            for (thread_id, model, day, size), s in groups.items()
+            _usage_group(thread_id, model, day, rows)
+            for (thread_id, model, day), rows in groups.items()
         ]
+
+    async def reprice_usage(
+        self, price: Callable[[UsageRow], UsageRow], *, never_priced: bool = False
+    ) -> int:
+        self._check_open()
+        changed = 0
+        for entry in self._threads.values():
+            for i, row in enumerate(entry.usage):
+                if never_priced and not (
+                    row.cost_usd is None and row.price_version is None and row.model
+                ):
+                    continue
+                new = price(row)
+                if new != row:
+                    entry.usage[i] = new
+                    changed += 1
+        return changed
 
     # -- search: BM25 over the documents the plans gave ------------------------------
 
@@ -461,3 +459,22 @@ def _page_of(
     if after is not None:
         ordered = [i for i in ordered if key(i) < after]
     return ordered[:limit]
+
+
+def _usage_group(thread_id: str, model: str | None, day: int, rows: list[UsageRow]) -> UsageGroup:
+    costs = [u.cost_usd for u in rows if u.cost_usd is not None]
+    return UsageGroup(
+        thread_id=thread_id,
+        model=model,
+        day=day,
+        messages=len(rows),
+        input_tokens=sum(u.input_tokens for u in rows),
+        output_tokens=sum(u.output_tokens for u in rows),
+        cache_read_tokens=sum(u.cache_read_tokens for u in rows),
+        cache_write_tokens=sum(u.cache_write_tokens for u in rows),
+        cost_usd=sum(costs) if costs else None,
+        cache_write_1h_tokens=sum(u.cache_write_1h_tokens for u in rows),
+        reported_messages=sum(u.cost_source == "reported" for u in rows),
+        computed_messages=sum(u.cost_source == "computed" for u in rows),
+        computed_cost_usd=sum(u.cost_usd or 0.0 for u in rows if u.cost_source == "computed"),
+    )

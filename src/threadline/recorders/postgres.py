@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Self, TypeAlias
 
 import asyncpg
@@ -75,7 +75,7 @@ from threadline.files.log import (
 )
 from threadline.ids import now_ms
 from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead
-from threadline.planner import AppendPlan
+from threadline.planner import AppendPlan, UsageRow
 from threadline.recorders import postgres_files as files
 from threadline.recorders import postgres_schema as sql
 from threadline.recorders import postgres_search as pg_search
@@ -346,6 +346,10 @@ class PostgresRecorder(ThreadRecorder):
             [u.cache_read_tokens for u in usage],
             [u.cache_write_tokens for u in usage],
             [u.cost_usd for u in usage],
+            [u.message_id for u in usage],
+            [u.cache_write_1h_tokens for u in usage],
+            [u.cost_source for u in usage],
+            [u.price_version for u in usage],
             publish,
         )
 
@@ -523,6 +527,20 @@ class PostgresRecorder(ThreadRecorder):
                 query = sql.ROLLUP_TREES if subtrees else sql.ROLLUP_THESE
                 rows = await conn.fetch(query, self.workspace, list(dict.fromkeys(thread_ids)))
         return [UsageGroup(*row) for row in rows]
+
+    async def reprice_usage(
+        self, price: Callable[[UsageRow], UsageRow], *, never_priced: bool = False
+    ) -> int:
+        async with self._conn() as conn, conn.transaction():
+            found = await conn.fetch(sql.UNPRICED, self.workspace, never_priced)
+            changed = []
+            for tid, *fields in found:
+                row = UsageRow(*fields)
+                new = price(row)
+                if new[7:] != row[7:]:
+                    changed.append((tid, row.v, new.cost_usd, new.cost_source, new.price_version))
+            await conn.executemany(sql.SET_PRICE, changed)
+        return len(changed)
 
     # -- lifecycle --------------------------------------------------------------------
 

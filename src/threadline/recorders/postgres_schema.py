@@ -19,6 +19,67 @@ from threadline.recorders import postgres_files
 
 MIGRATION_LOCK = 0x7468726561646C6E  # "threadln": the advisory lock key of migrations
 
+
+def _usage_by_message_migration() -> str:
+    """Migration 10: usage keyed by message id (a message logged again replaces
+    its row: kept is the last one logged), the 1-hour cache writes, and the
+    stored cost's source and price list (see threadline.pricing). Costs
+    reported before are marked so; rows never priced are priced on first read
+    (threadline.costs). ``threadline_append`` takes the new columns: its
+    migration-1 text with the usage arrays widened."""
+    append = MIGRATIONS[1][MIGRATIONS[1].index("CREATE FUNCTION threadline_append(") :]
+    append = append[: append.index("$$;") + 3]
+    for old, new in (
+        (
+            "p_usage_cost double precision[],",
+            "p_usage_cost double precision[], p_usage_mid text[], p_usage_cw1h bigint[],"
+            " p_usage_source text[], p_usage_prices text[],",
+        ),
+        (
+            "cache_read_tokens, cache_write_tokens, cost_usd)",
+            "cache_read_tokens, cache_write_tokens, cost_usd, message_id,"
+            " cache_write_1h_tokens, cost_source, price_version)",
+        ),
+        (
+            "p_usage_cr, p_usage_cw, p_usage_cost) AS t;",
+            "p_usage_cr, p_usage_cw, p_usage_cost, p_usage_mid, p_usage_cw1h,"
+            " p_usage_source, p_usage_prices) AS t\n"
+            "            ON CONFLICT ON CONSTRAINT message_usage_by_message"
+            " DO UPDATE SET v = EXCLUDED.v,"
+            " day = EXCLUDED.day, model = EXCLUDED.model,"
+            " input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
+            " cache_read_tokens = EXCLUDED.cache_read_tokens,"
+            " cache_write_tokens = EXCLUDED.cache_write_tokens, cost_usd = EXCLUDED.cost_usd,"
+            " cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens,"
+            " cost_source = EXCLUDED.cost_source, price_version = EXCLUDED.price_version;",
+        ),
+    ):
+        assert append.count(old) == 1, old
+        append = append.replace(old, new)
+    return (
+        """
+ALTER TABLE message_usage
+    ADD COLUMN message_id text NOT NULL DEFAULT '',
+    ADD COLUMN cache_write_1h_tokens bigint NOT NULL DEFAULT 0,
+    ADD COLUMN cost_source text,
+    ADD COLUMN price_version text;
+UPDATE message_usage SET cost_source = 'reported' WHERE cost_usd IS NOT NULL;
+UPDATE message_usage u
+    SET message_id = coalesce(convert_from(d.body, 'UTF8')::jsonb -> 'message' ->> 'id', '')
+    FROM deltas d WHERE d.tid = u.tid AND d.v = u.v;
+DELETE FROM message_usage u USING message_usage newer
+    WHERE newer.tid = u.tid AND newer.message_id = u.message_id AND newer.v > u.v;
+ALTER TABLE message_usage
+    ADD CONSTRAINT message_usage_by_message UNIQUE (tid, message_id);
+DROP FUNCTION threadline_append(
+    text, text, bigint, integer, bytea[], bigint, integer, bigint, bytea, text, integer,
+    integer[], integer[], text[], text[], text[], text[], integer[], integer[], text[],
+    bigint[], bigint[], bigint[], bigint[], double precision[], boolean);
+"""
+        + append
+    )
+
+
 MIGRATIONS: dict[int, str] = {
     # 1: workspaces and their change feed, threads, logs and projections, tokens.
     1: r"""
@@ -218,13 +279,15 @@ $$;
     # 2: file changes, their contents and the rollback journal (postgres_files.py).
     2: postgres_files.MIGRATION,
 }
+# 10: usage keyed by message id, 1-hour cache writes, stored costs.
+MIGRATIONS[10] = _usage_by_message_migration()
 
 # -- statements of the recorder ------------------------------------------------------
 
 APPEND = (
     "SELECT ok, actual, tid FROM threadline_append("
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-    "$17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+    "$17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
 )
 
 PUBLISH = "SELECT threadline_publish($1, $2, $3, $4, $5)"
@@ -320,14 +383,26 @@ _ROLLUP = """
 SELECT t.id, u.model, u.day, count(*),
        sum(u.input_tokens)::bigint, sum(u.output_tokens)::bigint,
        sum(u.cache_read_tokens)::bigint, sum(u.cache_write_tokens)::bigint,
-       sum(u.cost_usd)
+       sum(u.cost_usd), sum(u.cache_write_1h_tokens)::bigint,
+       count(*) FILTER (WHERE u.cost_source = 'reported'),
+       count(*) FILTER (WHERE u.cost_source = 'computed'),
+       coalesce(sum(u.cost_usd) FILTER (WHERE u.cost_source = 'computed'), 0)
 FROM {scope} JOIN message_usage u ON u.tid = t.tid
-GROUP BY t.tid, t.id, u.model, u.day, u.cost_usd IS NULL,
-    -- unpriced messages group only with ones of the same size
-    CASE WHEN u.cost_usd IS NULL THEN u.input_tokens END,
-    CASE WHEN u.cost_usd IS NULL THEN u.output_tokens END,
-    CASE WHEN u.cost_usd IS NULL THEN u.cache_read_tokens END,
-    CASE WHEN u.cost_usd IS NULL THEN u.cache_write_tokens END
+GROUP BY t.tid, t.id, u.model, u.day
+"""
+
+UNPRICED = """
+SELECT u.tid, u.v, u.day, u.model, u.input_tokens, u.output_tokens, u.cache_read_tokens,
+       u.cache_write_tokens, u.cost_usd, u.message_id, u.cache_write_1h_tokens, u.cost_source,
+       u.price_version
+FROM message_usage u JOIN threads t ON t.tid = u.tid
+WHERE t.workspace = $1 AND (NOT $2 OR (u.cost_usd IS NULL AND u.price_version IS NULL
+                                      AND u.model IS NOT NULL))
+"""
+
+SET_PRICE = """
+UPDATE message_usage SET cost_usd = $3, cost_source = $4, price_version = $5
+WHERE tid = $1 AND v = $2
 """
 
 ROLLUP_ALL = _ROLLUP.format(scope="(SELECT * FROM threads WHERE workspace = $1) t")
@@ -399,7 +474,8 @@ WHERE t.workspace = $1 ORDER BY m.tid, m.pos
 
 INSPECT_USAGE = """
 SELECT u.tid, u.v, u.day, u.model, u.input_tokens, u.output_tokens, u.cache_read_tokens,
-       u.cache_write_tokens, u.cost_usd
+       u.cache_write_tokens, u.cost_usd, u.message_id, u.cache_write_1h_tokens, u.cost_source,
+       u.price_version
 FROM message_usage u JOIN threads t ON t.tid = u.tid WHERE t.workspace = $1 ORDER BY u.tid, u.v
 """
 

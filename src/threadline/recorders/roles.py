@@ -21,9 +21,9 @@ roll-ups a :class:`UsageIndex`. Every role has its own contract test suite
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from threadline.deltas import Delta
 from threadline.errors import InvalidDelta, RoleUnavailable, ThreadlineError
@@ -37,6 +37,9 @@ from threadline.files.log import (
 )
 from threadline.model import ArchivedThread, LifecycleOp, Message, Thread, ThreadHead
 from threadline.search import SearchHit
+
+if TYPE_CHECKING:
+    from threadline.planner import UsageRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +100,12 @@ class LinkGraph:
 class UsageGroup:
     """Usage of the messages of one thread with one model on one UTC day.
 
-    ``cost_usd`` is the sum of the costs the messages reported, or ``None``
-    for a group of messages that reported none; such a group only holds
-    messages with the same token counts (prices can depend on a request's
-    size), so each of its messages used ``tokens / messages``.
+    ``cost_usd`` is the sum of the messages' stored costs (see
+    :mod:`threadline.pricing`), ``None`` when none has one:
+    ``reported_messages`` of them reported theirs, ``computed_messages``
+    were priced from tokens (``computed_cost_usd`` of the sum), and the rest
+    are unpriced. ``cache_write_1h_tokens`` is the part of
+    ``cache_write_tokens`` written to the 1-hour cache.
     """
 
     thread_id: str
@@ -112,6 +117,14 @@ class UsageGroup:
     cache_read_tokens: int
     cache_write_tokens: int
     cost_usd: float | None
+    cache_write_1h_tokens: int = 0
+    reported_messages: int = 0
+    computed_messages: int = 0
+    computed_cost_usd: float = 0.0
+
+    @property
+    def unpriced_messages(self) -> int:
+        return self.messages - self.reported_messages - self.computed_messages
 
 
 class WriterLease(abc.ABC):
@@ -266,6 +279,19 @@ class UsageIndex(ThreadLog):
         ``subtrees`` of every thread reachable downwards from them too (each
         counted once). Kept in the same transaction as each append, so this
         does not read messages; unknown ids contribute nothing."""
+
+
+class UsagePricing(ThreadLog):
+    """The stored costs of usage rows, priced again (``threadline cost --reprice``)."""
+
+    @abc.abstractmethod
+    async def reprice_usage(
+        self, price: Callable[[UsageRow], UsageRow], *, never_priced: bool = False
+    ) -> int:
+        """Set each stored usage row's cost, source and price list to those of
+        ``price(row)`` (of the rows never priced, from a store older than
+        stored costs, when ``never_priced``), in one transaction. Returns how
+        many rows changed."""
 
 
 class SearchIndex(ThreadLog):
@@ -481,6 +507,13 @@ def usage_index(recorder: ThreadLog, purpose: str = "Rolling up usage") -> Usage
     if isinstance(recorder, UsageIndex):
         return recorder
     raise _missing(recorder, "UsageIndex", purpose)
+
+
+def usage_pricing(recorder: ThreadLog, purpose: str = "Repricing usage") -> UsagePricing:
+    """``recorder`` as a :class:`UsagePricing`, else :class:`RoleUnavailable`."""
+    if isinstance(recorder, UsagePricing):
+        return recorder
+    raise _missing(recorder, "UsagePricing", purpose)
 
 
 def search_index(recorder: ThreadLog, purpose: str = "Searching") -> SearchIndex:

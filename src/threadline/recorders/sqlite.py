@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from threadline import planner
 from threadline.deltas import (
@@ -527,6 +527,13 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
         ids = None if thread_ids is None else list(thread_ids)
         return await self._submit(
             lambda conn: sqlite_relations.usage_rollup(conn, ids, subtrees), write=False
+        )
+
+    async def reprice_usage(
+        self, price: Callable[[planner.UsageRow], planner.UsageRow], *, never_priced: bool = False
+    ) -> int:
+        return await self._submit(
+            lambda conn: sqlite_relations.reprice(conn, price, never_priced), write=True
         )
 
     # -- file changes (see recorders/sqlite_files.py) ------------------------

@@ -13,7 +13,9 @@ Two projections of the log, written in the same transaction as each append
   thread ids, not rows, so a link to a deleted thread survives and is
   reported as missing.
 - ``message_usage``: the usage of every message ever appended (truncated ones
-  included), with its UTC day, for roll-ups by thread, model and day.
+  included), one row per message id (a message logged again replaces its
+  row), with its UTC day and its stored cost (see :mod:`threadline.pricing`),
+  for roll-ups by thread, model and day.
 
 The tree below a thread and the ancestry of a thread are each one recursive
 query. The walk's rows are links without a depth, and ``UNION`` drops rows it
@@ -23,12 +25,12 @@ has seen, so a cycle (only hand-made links can make one) ends the walk.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 
 from threadline.model import Thread, ThreadHead
-from threadline.planner import AppendPlan
+from threadline.planner import AppendPlan, UsageRow
 from threadline.recorders.base import LinkGraph, LinkKind, ThreadLink, UsageGroup
 from threadline.recorders.sqlite_bodies import message_of
 
@@ -38,7 +40,12 @@ DAY_MS = 86_400_000
 # -- projections, in the appending transaction ------------------------------------
 
 
-_INSERT_USAGE = "INSERT INTO message_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_USAGE = (
+    "INSERT OR REPLACE INTO message_usage (delta_seq, tid, day, model, input_tokens, "
+    "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, message_id, "
+    "cache_write_1h_tokens, cost_source, price_version) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _INSERT_LINK = (
     "INSERT OR IGNORE INTO thread_links (owner_tid, parent_id, child_id, kind) VALUES (?, ?, ?, ?)"
 )
@@ -63,6 +70,10 @@ def write(
                     u.cache_read_tokens,
                     u.cache_write_tokens,
                     u.cost_usd,
+                    u.message_id,
+                    u.cache_write_1h_tokens,
+                    u.cost_source,
+                    u.price_version,
                 )
                 for u in plan.usage
             ],
@@ -182,14 +193,12 @@ _ROLLUP = """
 SELECT t.id, u.model, u.day, COUNT(*),
        SUM(u.input_tokens), SUM(u.output_tokens),
        SUM(u.cache_read_tokens), SUM(u.cache_write_tokens),
-       SUM(u.cost_usd)
+       SUM(u.cost_usd), SUM(u.cache_write_1h_tokens),
+       COUNT(CASE WHEN u.cost_source = 'reported' THEN 1 END),
+       COUNT(CASE WHEN u.cost_source = 'computed' THEN 1 END),
+       TOTAL(CASE WHEN u.cost_source = 'computed' THEN u.cost_usd END)
 FROM {scope} JOIN message_usage u ON u.tid = t.tid
-GROUP BY t.tid, u.model, u.day, u.cost_usd IS NULL,
-    -- unpriced messages group only with ones of the same size
-    CASE WHEN u.cost_usd IS NULL THEN u.input_tokens END,
-    CASE WHEN u.cost_usd IS NULL THEN u.output_tokens END,
-    CASE WHEN u.cost_usd IS NULL THEN u.cache_read_tokens END,
-    CASE WHEN u.cost_usd IS NULL THEN u.cache_write_tokens END
+GROUP BY t.tid, u.model, u.day
 """
 
 _THESE = "(SELECT DISTINCT value AS id FROM json_each(?)) s JOIN threads t ON t.id = s.id"
@@ -223,6 +232,38 @@ def usage_rollup(
             cache_read_tokens=row[6],
             cache_write_tokens=row[7],
             cost_usd=row[8],
+            cache_write_1h_tokens=row[9],
+            reported_messages=row[10],
+            computed_messages=row[11],
+            computed_cost_usd=row[12],
         )
         for row in rows
     ]
+
+
+_UNPRICED = (
+    "SELECT delta_seq, day, model, input_tokens, output_tokens, cache_read_tokens, "
+    "cache_write_tokens, cost_usd, message_id, cache_write_1h_tokens, cost_source, "
+    "price_version FROM message_usage"
+)
+_NEVER_PRICED = " WHERE cost_usd IS NULL AND price_version IS NULL AND model IS NOT NULL"
+_SET_PRICE = (
+    "UPDATE message_usage SET cost_usd = ?, cost_source = ?, price_version = ? WHERE delta_seq = ?"
+)
+
+
+def reprice(
+    conn: sqlite3.Connection, price: Callable[[UsageRow], UsageRow], never_priced: bool
+) -> int:
+    """Price the stored usage rows again (only those never priced when
+    ``never_priced``): each row's figure becomes ``price(row)``'s. Returns how
+    many rows changed."""
+    rows = conn.execute(_UNPRICED + (_NEVER_PRICED if never_priced else "")).fetchall()
+    changed = []
+    for seq, *fields in rows:
+        row = UsageRow(seq, *fields)  # ``v`` carries the row's key here
+        new = price(row)
+        if new[7:] != row[7:]:
+            changed.append((new.cost_usd, new.cost_source, new.price_version, seq))
+    conn.executemany(_SET_PRICE, changed)
+    return len(changed)

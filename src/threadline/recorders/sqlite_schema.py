@@ -140,6 +140,25 @@ CREATE TABLE sync_feeds (
 ) WITHOUT ROWID
 """
 
+# Migration 10 of the SQLite recorder: usage keyed by message id (a message
+# logged again replaces its row: kept is the last one logged), the 1-hour
+# cache writes, and the stored cost's source and price list. Costs reported
+# before are marked so; rows that were never priced are priced on first read
+# (threadline.costs), in Python, with the installed price list.
+USAGE_BY_MESSAGE_MIGRATION = """
+ALTER TABLE message_usage ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE message_usage ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE message_usage ADD COLUMN cost_source TEXT;
+ALTER TABLE message_usage ADD COLUMN price_version TEXT;
+UPDATE message_usage SET cost_source = 'reported' WHERE cost_usd IS NOT NULL;
+UPDATE message_usage SET message_id = COALESCE((
+    SELECT json_extract(threadline_delta_json(d.body), '$.message.id')
+    FROM deltas d WHERE d.seq = message_usage.delta_seq), '');
+DELETE FROM message_usage WHERE delta_seq NOT IN (
+    SELECT MAX(delta_seq) FROM message_usage GROUP BY tid, message_id);
+CREATE UNIQUE INDEX message_usage_by_message ON message_usage (tid, message_id)
+"""
+
 # Numbered schema migrations, applied in order on open, each in the same
 # transaction as its row in schema_migrations. Never edit a released one: add
 # the next number.
@@ -210,6 +229,8 @@ MIGRATIONS: dict[int, str] = {
     # zstd-compressed (recorders/sqlite_bodies.py): SQL reads them through
     # threadline_delta_json(body).
     8: SEARCH_EXTERNAL_CONTENT_MIGRATION,
+    # 10: usage keyed by message id, 1-hour cache writes, stored costs.
+    10: USAGE_BY_MESSAGE_MIGRATION,
 }
 
 # -- connections ----------------------------------------------------------------------
@@ -306,7 +327,8 @@ INSPECT_POSITIONS = (
 )
 INSPECT_USAGE = (
     "SELECT u.tid, d.v, u.day, u.model, u.input_tokens, u.output_tokens, "
-    "u.cache_read_tokens, u.cache_write_tokens, u.cost_usd "
+    "u.cache_read_tokens, u.cache_write_tokens, u.cost_usd, u.message_id, "
+    "u.cache_write_1h_tokens, u.cost_source, u.price_version "
     "FROM message_usage u JOIN deltas d ON d.seq = u.delta_seq ORDER BY u.tid, d.v"
 )
 INSPECT_LINKS = "SELECT owner_tid, parent_id, child_id, kind FROM thread_links"

@@ -236,6 +236,11 @@ class WireUsage(_Wire):
     cache_read_tokens: int
     cache_write_tokens: int
     cost_usd: float | None
+    # Stored costs (threadline.pricing); defaults so a client reads an older server.
+    cache_write_1h_tokens: int = 0
+    reported_messages: int = 0
+    computed_messages: int = 0
+    computed_cost_usd: float = 0.0
 
 
 class UsageReport(_Wire):

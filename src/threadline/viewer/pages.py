@@ -29,7 +29,6 @@ from threadline.recorders.workspaces import Workspaces
 from threadline.relations import ThreadTree
 from threadline.viewer.render import (
     TreeItem,
-    cost_of_totals,
     group_files,
     message_views,
     render,
@@ -190,6 +189,7 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
                 search_problem=problem,
                 more_hits=not more and len(hits) == limit,
                 heads=None,
+                costs={},
                 next_cursor=None,
                 paged=False,
             )
@@ -211,6 +211,7 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
             search_problem=None,
             more_hits=False,
             heads=thread_rows(heads, await _models(viewer, heads)),
+            costs=await viewer.store.thread_costs([h.id for h in heads if not h.archived]),
             next_cursor=next_cursor,
             paged=cursor is not None,
         )
@@ -236,6 +237,7 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
             operations = await store.file_operations(thread_id, diffs=False)
             tree, tree_left_out, spawned = await _tree(viewer, thread_id)
             history = await store.history(thread_id, after=max(0, head.v - HISTORY_SHOWN))
+            cost = (await store.thread_costs([thread_id]))[thread_id]
         except ThreadArchived:
             entry = await store.archived_thread(thread_id)
             if entry is None:  # restored meanwhile: show it
@@ -248,6 +250,7 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
             "thread.html",
             viewer=viewer,
             head=head,
+            thread_cost=cost,
             views=await asyncio.to_thread(  # markdown and pricing: CPU work, off the loop
                 message_views, page.messages, page.first_index, group_files(changes), spawned
             ),
@@ -280,7 +283,14 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
             return _not_found_json(thread_id) if fragment else await _not_found(viewer, thread_id)
         if fragment:
             return await _html("_costs.html", head=head, own_cost=own, tree_cost=tree)
-        return await _html("costs.html", viewer=viewer, head=head, own_cost=own, tree_cost=tree)
+        return await _html(
+            "costs.html",
+            viewer=viewer,
+            head=head,
+            thread_cost=own.total,
+            own_cost=own,
+            tree_cost=tree,
+        )
 
     @router.get("/threads/{thread_id}/messages")
     async def messages_fragment(
@@ -329,6 +339,7 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
         try:
             page = await viewer.store.load_thread(thread_id, limit=0)
             operations = await viewer.store.file_operations(thread_id, operation_id=operation)
+            cost = (await viewer.store.thread_costs([thread_id]))[thread_id]
         except (ThreadNotFound, ThreadArchived, OperationNotFound):
             if fragment:
                 return _not_found_json(thread_id)
@@ -336,7 +347,12 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
         if fragment:
             return await _html("_diffs.html", operations=operations, head=page.head)
         return await _html(
-            "files.html", viewer=viewer, head=page.head, operations=operations, operation=operation
+            "files.html",
+            viewer=viewer,
+            head=page.head,
+            thread_cost=cost,
+            operations=operations,
+            operation=operation,
         )
 
     @router.get("/threads/{thread_id}/history")
@@ -354,6 +370,7 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
             records = await viewer.store.history(
                 thread_id, after=max(0, last - HISTORY_PAGE), upto=last
             )
+            cost = (await viewer.store.thread_costs([thread_id]))[thread_id]
         except (ThreadNotFound, ThreadArchived):
             return await _not_found(viewer, thread_id)
         first = records[0].v if records else 1
@@ -361,6 +378,7 @@ def viewer_router(storage: Callable[[], Workspaces]) -> APIRouter:
             "history.html",
             viewer=viewer,
             head=head,
+            thread_cost=cost,
             history=_history_rows(records),
             older=first - 1 if first > 1 else None,
             newer=min(head.v, last + HISTORY_PAGE) if last < head.v else None,
@@ -430,14 +448,16 @@ async def _tree(viewer: Viewer, thread_id: str) -> tuple[TreeItem, int, dict[str
     if tree is None:
         tree = await store.get_thread_tree(thread_id)
     items: dict[str, TreeItem] = {}
-    for node in tree.nodes[:TREE_LIMIT]:
+    shown = tree.nodes[:TREE_LIMIT]
+    costs = await store.thread_costs([node.id for node in shown if node.head is not None])
+    for node in shown:
         head = node.head
         item = TreeItem(
             id=node.id,
             kind=node.kind,
             title=(head.title if head is not None else None) or node.id,
             messages=head.message_count if head is not None else None,
-            cost=cost_of_totals(head.totals) if head is not None else None,
+            cost=costs[node.id].cost_text() if node.id in costs else None,
             state="ok" if head is not None else ("archived" if node.archived else "deleted"),
             current=node.id == thread_id,
         )
@@ -465,6 +485,7 @@ async def _fragment(
     views = await asyncio.to_thread(message_views, messages, first, files, spawned)
     html = await asyncio.to_thread(render, "_messages.html", views=views)
     head = page.head
+    cost = (await viewer.store.thread_costs([head.id]))[head.id]
     return {
         "html": html,
         "first_index": first,
@@ -474,6 +495,6 @@ async def _fragment(
         "message_count": head.message_count,
         "v": head.v,
         "title": head.title,
-        "cost": cost_of_totals(head.totals),
+        "cost": cost.cost_text(),
         "last_activity": head.last_activity,
     }

@@ -31,9 +31,9 @@ from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 from pydantic import JsonValue
 
-from threadline.costs import DAY_MS, compute_cost
 from threadline.files.log import FileChange
 from threadline.model import Message, ThreadHead, ToolCall, ToolResult, Usage, UsageTotals
+from threadline.pricing import price_usage
 from threadline.search import SearchHit
 
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -237,22 +237,14 @@ class MessageView:
 
 
 def usage_view(usage: Usage, timestamp: int) -> UsageView:
-    """The reported cost, else the price list's (as :mod:`threadline.costs` prices
-    it for roll-ups), else ``unpriced``."""
-    if usage.cost_usd is not None:
-        return UsageView(usage, dollars(usage.cost_usd), "reported")
-    if usage.model is not None:
-        computed = compute_cost(
-            usage.model,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_tokens,
-            usage.cache_write_tokens,
-            timestamp // DAY_MS,
-        )
-        if computed is not None:
-            return UsageView(usage, "≈" + dollars(computed), "computed")
-    return UsageView(usage, "unpriced", "unpriced")
+    """The response's cost as the store keeps it (:func:`threadline.pricing.price_usage`):
+    reported, else computed from the price list (``≈``), else ``unpriced``."""
+    priced = price_usage(usage, timestamp)
+    if priced.cost_usd is None:
+        return UsageView(usage, "unpriced", "unpriced")
+    if priced.source == "reported":
+        return UsageView(usage, dollars(priced.cost_usd), "reported")
+    return UsageView(usage, "≈" + dollars(priced.cost_usd), "computed")
 
 
 def _arguments(call: ToolCall) -> str:
