@@ -167,7 +167,7 @@ async def test_thread_list_shows_activity_count_cost_sync_and_archived(site: Sit
     main = listed["Fix the login bug"]
     # project (the working directory's name), models used, id: on the title's line
     assert main[0] == f"Fix the login bug work · claude-sonnet-4 · {MAIN}"
-    assert main[2:] == ["6", "$0.0323 (+1 unpriced)", "on server, v9"]
+    assert main[2:] == ["6", "$0.0386", "on server, v9"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", main[1])
     archived = listed["An old archived session"]
     assert archived[0] == f"An old archived session archived {ARCHIVED}"
@@ -276,7 +276,7 @@ async def test_thread_page_shows_messages_tools_usage_tree_files_and_history(
     assert done.one("span", "cost").classes == {"cost", "cost-computed"}
 
     reported = document.one("dl", "costs")
-    assert [dd.text for dd in reported.all("dd")] == ["$0.0323 (+1 unpriced)", "4,500", "260"]
+    assert [dd.text for dd in reported.all("dd")] == ["$0.0386", "4,500", "260"]
     assert document.by_id("costs").attrs["data-fragment"] == f"/threads/{MAIN}/costs?fragment=true"
     tree = document.one("ul", "tree")
     assert tree.one("strong").text == "Fix the login bug"
