@@ -25,6 +25,14 @@ The derived tables, and the plan's part for each:
   document, replaced by ``head.title`` when ``retitled``.
 - **usage**: one row per message with usage that the append logs, truncated
   or not (a truncate does not refund).
+- **amendments** (``message:amend``): ``retired_usage`` lists positions, in
+  the thread as it was before the append, whose message's usage row goes
+  (the backend finds the version carrying that position before it cuts);
+  ``amended`` rows replace the row at an existing position (with its search
+  document). An amendment of a message appended by the same plan changes
+  that plan's row instead. The amendment's own usage row (the message's new
+  usage) is in ``usage``, so each message keeps one usage row, at the
+  version that carries it.
 - **links**: what the thread records (a ``thread:create``'s parent or origin,
   ``child:link`` and ``summary:link``), each once.
 - **change feed**: the thread's entry moves to ``head.v``.
@@ -44,6 +52,7 @@ from typing import Literal, NamedTuple
 from threadline.deltas import (
     ChildLinkDelta,
     Delta,
+    MessageAmendDelta,
     MessageDelta,
     SummaryLinkDelta,
     ThreadCreate,
@@ -127,6 +136,8 @@ class AppendPlan(NamedTuple):
     links: tuple[LinkRow, ...]
     retitled: bool
     feed: FeedEntry
+    amended: tuple[MessageRow, ...] = ()
+    retired_usage: tuple[int, ...] = ()
 
     @property
     def created(self) -> bool:
@@ -210,6 +221,7 @@ def _fold(
     usage: list[UsageRow] = []
     links: list[LinkRow] = []
     retitled = False
+    amends = _Amendments(rows, usage)
     for delta in deltas:
         if state is not None and type(delta) is MessageDelta:
             message = delta.message
@@ -223,9 +235,12 @@ def _fold(
             state = _with_messages(state, run)
             run = []
         state = apply_head(state, delta)  # raises InvalidDelta where it does not apply
-        if isinstance(delta, TruncateDelta):
+        if isinstance(delta, MessageAmendDelta):
+            amends.amend(state.v, delta.index, delta.message)
+        elif isinstance(delta, TruncateDelta):
             cut = delta.from_index if cut is None else min(cut, delta.from_index)
-            rows = [row for row in rows if row[0] < delta.from_index]
+            rows[:] = [row for row in rows if row[0] < delta.from_index]
+            amends.cut(delta.from_index)
         elif isinstance(delta, ThreadCreate | TitleDelta):
             retitled = True
         elif isinstance(delta, ChildLinkDelta | SummaryLinkDelta):
@@ -243,6 +258,9 @@ def _fold(
         state = _with_messages(state, run)
     assert state is not None  # deltas is not empty
     messages = tuple(MessageRow(pos, v, m, *message_search_text(m)) for pos, v, m in rows)
+    amended = tuple(
+        MessageRow(pos, v, m, *message_search_text(m)) for pos, (v, m) in amends.rows.items()
+    )
     return AppendPlan(
         thread_id=thread_id,
         expected_version=expected,
@@ -256,7 +274,41 @@ def _fold(
         links=tuple(dict.fromkeys(links)),
         retitled=retitled,
         feed=FeedEntry(thread_id, state.v, False, at),
+        amended=amended,
+        retired_usage=tuple(amends.retired),
     )
+
+
+class _Amendments:
+    """The rows ``message:amend`` deltas change within one plan. ``rows`` and
+    ``usage`` are the plan's own lists (of messages it appends, and usage
+    rows), changed in place."""
+
+    def __init__(self, rows: list[tuple[int, int, Message]], usage: list[UsageRow]) -> None:
+        self.appended = rows
+        self.usage = usage
+        self.rows: dict[int, tuple[int, Message]] = {}  # earlier position → (v, message)
+        self.retired: list[int] = []
+
+    def amend(self, v: int, pos: int, message: Message) -> None:
+        index = next((i for i, row in enumerate(self.appended) if row[0] == pos), None)
+        if index is not None:  # a message of this plan: its row changes
+            self._drop_usage(self.appended[index][1])
+            self.appended[index] = (pos, v, message)
+        elif pos in self.rows:
+            self._drop_usage(self.rows[pos][0])
+            self.rows[pos] = (v, message)
+        else:
+            self.retired.append(pos)
+            self.rows[pos] = (v, message)
+        if message.usage is not None:
+            self.usage.append(_usage_row(v, message))
+
+    def cut(self, from_index: int) -> None:
+        self.rows = {pos: row for pos, row in self.rows.items() if pos < from_index}
+
+    def _drop_usage(self, v: int) -> None:
+        self.usage[:] = [row for row in self.usage if row.v != v]
 
 
 def _with_messages(head: ThreadHead | None, messages: list[Message]) -> ThreadHead:

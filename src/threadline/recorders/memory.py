@@ -107,9 +107,14 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
         entry = self._threads.get(thread_id) if not plan.created else None
         if entry is None:
             entry = self._threads[thread_id] = _Entry(plan.head)
+        if plan.retired_usage:
+            retired = {entry.messages[pos].v for pos in plan.retired_usage}
+            entry.usage = [row for row in entry.usage if row.v not in retired]
         if plan.cut is not None:
             del entry.messages[plan.cut :]
         entry.messages.extend(plan.messages)
+        for row in plan.amended:
+            entry.messages[row.pos] = row
         entry.usage.extend(plan.usage)
         entry.links.extend(link for link in plan.links if link not in entry.links)
         entry.log.extend(

@@ -347,6 +347,10 @@ class PostgresRecorder(ThreadRecorder):
             [u.cache_write_tokens for u in usage],
             [u.cost_usd for u in usage],
             publish,
+            list(plan.retired_usage),
+            [m.pos for m in plan.amended],
+            [m.v for m in plan.amended],
+            [m.tokens() for m in plan.amended],
         )
 
     def _appended(

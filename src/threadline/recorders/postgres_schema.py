@@ -217,6 +217,100 @@ $$;
 """,
     # 2: file changes, their contents and the rollback journal (postgres_files.py).
     2: postgres_files.MIGRATION,
+    # 9: amendments (message:amend): threadline_append also retires the usage
+    # rows of amended messages and points their positions at the amendment.
+    9: r"""
+DROP FUNCTION threadline_append(
+    text, text, bigint, integer, bytea[], bigint, integer, bigint, bytea, text,
+    integer, integer[], integer[], text[], text[], text[], text[],
+    integer[], integer[], text[], bigint[], bigint[], bigint[], bigint[],
+    double precision[], boolean
+);
+CREATE FUNCTION threadline_append(
+    p_workspace text, p_id text, p_tid bigint, p_expected integer,
+    p_bodies bytea[], p_at bigint,
+    p_v integer, p_last_activity bigint, p_head bytea, p_title_tokens text,
+    p_cut integer, p_msg_pos integer[], p_msg_v integer[], p_msg_tokens text[],
+    p_link_parent text[], p_link_child text[], p_link_kind text[],
+    p_usage_v integer[], p_usage_day integer[], p_usage_model text[],
+    p_usage_in bigint[], p_usage_out bigint[], p_usage_cr bigint[], p_usage_cw bigint[],
+    p_usage_cost double precision[],
+    p_publish boolean,
+    p_retired_pos integer[], p_amend_pos integer[], p_amend_v integer[],
+    p_amend_tokens text[],
+    OUT ok boolean, OUT actual integer, OUT tid bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+    v_tid bigint;
+    v_found integer;
+BEGIN
+    IF p_expected = 0 THEN
+        IF EXISTS (SELECT 1 FROM archived_threads a
+                   WHERE a.workspace = p_workspace AND a.id = p_id) THEN
+            ok := false; actual := -1; RETURN;
+        END IF;
+        INSERT INTO threads (workspace, id, v, last_activity, head, title_tokens)
+            VALUES (p_workspace, p_id, p_v, p_last_activity, p_head,
+                    string_to_array(p_title_tokens, ' '))
+            ON CONFLICT (workspace, id) DO NOTHING
+            RETURNING threads.tid INTO v_tid;
+        IF v_tid IS NULL THEN
+            SELECT t.v INTO v_found FROM threads t WHERE t.workspace = p_workspace AND t.id = p_id;
+            ok := false; actual := coalesce(v_found, -1); RETURN;
+        END IF;
+    ELSE
+        SELECT t.tid, t.v INTO v_tid, v_found FROM threads t
+            WHERE t.workspace = p_workspace AND t.id = p_id FOR UPDATE;
+        IF NOT FOUND THEN
+            ok := false; actual := 0; RETURN;
+        END IF;
+        IF v_found <> p_expected OR v_tid <> p_tid THEN
+            ok := false; actual := v_found; tid := v_tid; RETURN;
+        END IF;
+        UPDATE threads SET v = p_v, last_activity = p_last_activity, head = p_head,
+                           title_tokens = string_to_array(p_title_tokens, ' ')
+            WHERE threads.tid = v_tid;
+    END IF;
+    INSERT INTO deltas (tid, v, at, body)
+        SELECT v_tid, p_expected + n::integer, p_at, b
+        FROM unnest(p_bodies) WITH ORDINALITY AS t(b, n);
+    IF cardinality(p_retired_pos) > 0 THEN
+        DELETE FROM message_usage u USING messages m
+            WHERE m.tid = v_tid AND m.pos = ANY(p_retired_pos) AND u.tid = v_tid AND u.v = m.v;
+    END IF;
+    IF p_cut IS NOT NULL THEN
+        DELETE FROM messages m WHERE m.tid = v_tid AND m.pos >= p_cut;
+    END IF;
+    IF cardinality(p_msg_pos) > 0 THEN
+        INSERT INTO messages (tid, pos, v, tokens)
+            SELECT v_tid, t.pos, t.v, string_to_array(t.tokens, ' ')
+            FROM unnest(p_msg_pos, p_msg_v, p_msg_tokens) AS t(pos, v, tokens);
+    END IF;
+    IF cardinality(p_amend_pos) > 0 THEN
+        UPDATE messages m SET v = t.v, tokens = string_to_array(t.tokens, ' ')
+            FROM unnest(p_amend_pos, p_amend_v, p_amend_tokens) AS t(pos, v, tokens)
+            WHERE m.tid = v_tid AND m.pos = t.pos;
+    END IF;
+    IF cardinality(p_link_parent) > 0 THEN
+        INSERT INTO thread_links (owner_tid, workspace, parent_id, child_id, kind)
+            SELECT v_tid, p_workspace, t.p, t.c, t.k
+            FROM unnest(p_link_parent, p_link_child, p_link_kind) AS t(p, c, k)
+            ON CONFLICT DO NOTHING;
+    END IF;
+    IF cardinality(p_usage_v) > 0 THEN
+        INSERT INTO message_usage (tid, v, day, model, input_tokens, output_tokens,
+                                   cache_read_tokens, cache_write_tokens, cost_usd)
+            SELECT v_tid, t.*
+            FROM unnest(p_usage_v, p_usage_day, p_usage_model, p_usage_in, p_usage_out,
+                        p_usage_cr, p_usage_cw, p_usage_cost) AS t;
+    END IF;
+    IF p_publish THEN
+        PERFORM threadline_publish(p_workspace, ARRAY[p_id], ARRAY[p_v], ARRAY[false], p_at);
+    END IF;
+    ok := true; actual := p_expected; tid := v_tid;
+END
+$$;
+""",
 }
 
 # -- statements of the recorder ------------------------------------------------------
@@ -224,7 +318,7 @@ $$;
 APPEND = (
     "SELECT ok, actual, tid FROM threadline_append("
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-    "$17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+    "$17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
 )
 
 PUBLISH = "SELECT threadline_publish($1, $2, $3, $4, $5)"

@@ -162,6 +162,8 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
         """Write the derived rows of ``plan``, whose deltas are the rows ``seqs``
         of thread ``tid``, and its head (returned as stored)."""
         first_v = plan.expected_version + 1
+        if plan.retired_usage:  # positions as they were: before the cut
+            conn.executemany(sql.RETIRE_USAGE, [(tid, pos) for pos in plan.retired_usage])
         if plan.cut is not None:
             # The search index reads a row's text through the projection: out first.
             sqlite_search.unindex_from(conn, tid, plan.cut)
@@ -171,6 +173,13 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
                 sql.INSERT_MESSAGE, [(tid, m.pos, seqs[m.v - first_v]) for m in plan.messages]
             )
             sqlite_search.index_messages(conn, tid, plan.messages, seqs, first_v)
+        if plan.amended:
+            for row in plan.amended:
+                sqlite_search.unindex_at(conn, tid, row.pos)
+            conn.executemany(
+                sql.AMEND_MESSAGE, [(seqs[m.v - first_v], tid, m.pos) for m in plan.amended]
+            )
+            sqlite_search.index_messages(conn, tid, plan.amended, seqs, first_v)
         if plan.retitled:
             sqlite_search.set_title(conn, tid, plan.head.title)
         sqlite_relations.write(conn, tid, plan, seqs, first_v)
