@@ -107,7 +107,7 @@ async def test_one_compaction_gives_one_summary_thread_when_the_summariser_start
     store: ThreadStore, tmp_path: Path
 ) -> None:
     folder = tmp_path / "project"
-    boundary = {
+    boundary: dict[str, object] = {
         "type": "system",
         "subtype": "compact_boundary",
         "uuid": "b1",
