@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from threadline.deltas import (
     Delta,
     EnvDelta,
+    MessageAmendDelta,
     MessageDelta,
     MetadataDelta,
     ThreadCreate,
@@ -57,25 +58,33 @@ creates = st.builds(
 )
 
 
-_KINDS = ["message", "message", "message", "title", "truncate", "meta", "env"]
+_KINDS = ["message", "message", "message", "amend", "title", "truncate", "meta", "env"]
 
 
 @st.composite
 def logs(draw: st.DrawFn, max_deltas: int = 12) -> list[Delta]:
     """A valid delta log: a create, then message/title/truncate/metadata/env deltas."""
     log: list[Delta] = [draw(creates)]
-    count = 0
+    current: list[Message] = []
     for _ in range(draw(st.integers(0, max_deltas))):
         kind = draw(st.sampled_from(_KINDS))
         delta: Delta
-        if kind == "message":
+        if kind == "message" or (kind == "amend" and not current):
             delta = MessageDelta.of(draw(messages))
-            count += 1
+            current.append(delta.message)
+        elif kind == "amend":
+            index = draw(st.integers(0, len(current) - 1))
+            old = current[index]
+            new = draw(messages).model_copy(update={"id": old.id, "timestamp": old.timestamp})
+            if new.usage is None and old.usage is not None:  # an amendment keeps usage
+                new = new.model_copy(update={"usage": old.usage})
+            delta = MessageAmendDelta(index=index, message=new, previous_usage=old.usage)
+            current[index] = new
         elif kind == "title":
             delta = TitleDelta(value=draw(st.none() | text))
         elif kind == "truncate":
-            delta = TruncateDelta(from_index=draw(st.integers(0, count)))
-            count = delta.from_index
+            delta = TruncateDelta(from_index=draw(st.integers(0, len(current))))
+            del current[delta.from_index :]
         elif kind == "meta":
             delta = MetadataDelta(patch=draw(json_objects), replace=draw(st.booleans()))
         else:

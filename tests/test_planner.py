@@ -11,12 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.pg import new_workspace
-from tests.strategies import json_objects, logs, messages, text
+from tests.strategies import json_objects, logs, messages, text, usages
 from threadline import planner
 from threadline.deltas import (
     ChildLinkDelta,
     Delta,
     EnvDelta,
+    MessageAmendDelta,
     MessageDelta,
     MetadataDelta,
     SummaryLinkDelta,
@@ -172,10 +173,14 @@ def test_split_appends_plan_the_whole_log(log: list[Delta], data: st.DataObject)
         return
     second = planner.plan(thread_id, first.head, first.head.v, log[split:], at=2)
     assert second.head == whole.head
-    assert first.usage + second.usage == whole.usage
+    # Usage is keyed by message id: the second plan's rows replace the first's.
+    usage = {u.message_id: u for u in first.usage}
+    usage.update({u.message_id: u for u in second.usage})
+    assert sorted(usage.values(), key=lambda u: u.v) == list(whole.usage)
     assert first.links + second.links == whole.links
     positions = {m.pos: m.v for m in first.messages if second.cut is None or m.pos < second.cut}
     positions.update({m.pos: m.v for m in second.messages})
+    positions.update({m.pos: m.v for m in second.amended})
     assert sorted(positions.items()) == [(m.pos, m.v) for m in whole.messages]
 
 
@@ -187,13 +192,32 @@ _IDS = ["a", "b", "c"]
 @st.composite
 def _step_deltas(draw: st.DrawFn) -> list[Delta]:
     kinds = st.sampled_from(
-        ["message", "message", "message", "title", "truncate", "meta", "env", "child", "summary"]
+        [
+            "message",
+            "message",
+            "message",
+            "amend",
+            "title",
+            "truncate",
+            "meta",
+            "env",
+            "child",
+            "summary",
+        ]
     )
     found: list[Delta] = []
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(kinds)
         if kind == "message":
             found.append(MessageDelta.of(draw(messages)))
+        elif kind == "amend":
+            # Any message and previous usage: every backend takes the planner's word.
+            amended = MessageAmendDelta(
+                index=draw(st.integers(0, 4)),
+                message=draw(messages),
+                previous_usage=draw(st.none() | usages),
+            )
+            found.append(amended)
         elif kind == "title":
             found.append(TitleDelta(value=draw(st.none() | text)))
         elif kind == "truncate":
@@ -331,3 +355,40 @@ def test_backends_agree_on_a_busy_thread(postgres_dsn: str) -> None:
     assert a.documents == ((2, "one"), (6, "four"), (9, "both"))
     assert a.title_tokens == "beta"
     assert rows.feed == (("a", 10, False), ("b", 3, True))
+
+
+def test_backends_agree_on_amended_messages(postgres_dsn: str) -> None:
+    """An amendment replaces a message's position row, search document and
+    usage row (on every backend), across appends and within one."""
+    early = Usage(model="m", input_tokens=10, output_tokens=1)
+    final = Usage(model="m", input_tokens=10, output_tokens=50)
+    first = Message(id="r1", role="assistant", content="partial", usage=early, timestamp=5)
+    whole = first.model_copy(update={"content": "partial answer complete", "usage": final})
+    script: list[tuple[Any, ...]] = [
+        ("create", "a", ThreadCreate(id="a", created=1)),
+        ("append", "a", [MessageDelta.of(first), _message("next")], False),
+        ("append", "a", [MessageAmendDelta(index=0, message=whole, previous_usage=early)], False),
+        ("append", "a", [_message("late", id="x", usage=early)], False),
+        (
+            "append",
+            "a",
+            [
+                MessageAmendDelta(
+                    index=2, message=whole.model_copy(update={"id": "x"}), previous_usage=early
+                ),
+                MessageAmendDelta(
+                    index=2,
+                    message=whole.model_copy(update={"id": "x", "content": "again"}),
+                    previous_usage=final,
+                ),
+            ],
+            False,
+        ),
+    ]
+    rows = _same_rows(postgres_dsn, script)
+    a = rows.threads["a"]
+    assert a.positions == ((0, 4), (1, 3), (2, 7))
+    assert [(row.v, row.output_tokens) for row in a.usage] == [(4, 50), (7, 50)]
+    assert a.documents == ((3, "next"), (4, "partial answer complete"), (7, "again"))
+    assert a.head.totals.output_tokens == 100
+    assert a.head.message_count == 3

@@ -23,6 +23,8 @@ from threadline.model import (
     Thread,
     ThreadHead,
     Timestamp,
+    Usage,
+    UsageTotals,
     _Frozen,
     stored_context,
 )
@@ -65,6 +67,22 @@ _MESSAGE_TYPES: dict[Role, MessageType] = {
     "assistant": "assistant:message",
     "system": "system:message",
 }
+
+
+class MessageAmendDelta(_Frozen):
+    """Replace the message at position ``index`` by a fuller version of itself
+    (the same ``id``): the later lines of a response that was captured while
+    it was still being written, or usage that arrived after its turn.
+
+    ``previous_usage`` is the usage the message had (so that a head, which
+    keeps usage totals but not messages, can take it out and put the new one
+    in); :func:`apply` checks that both it and the id match. The message keeps
+    its position; the log keeps both versions."""
+
+    type: Literal["message:amend"] = "message:amend"
+    index: int = Field(ge=0)
+    message: Message
+    previous_usage: Usage | None = None
 
 
 class TitleDelta(_Frozen):
@@ -126,6 +144,7 @@ class MergeDelta(_Frozen):
 Delta = Annotated[
     ThreadCreate
     | MessageDelta
+    | MessageAmendDelta
     | TitleDelta
     | TruncateDelta
     | MetadataDelta
@@ -209,6 +228,34 @@ def _apply_fields(state: _T, delta: Delta) -> dict[str, object]:
     raise InvalidDelta(f"Delta {delta.type} cannot apply here")
 
 
+def amended_totals(totals: UsageTotals, previous: Usage | None, new: Usage | None) -> UsageTotals:
+    """``totals`` with a message's usage ``previous`` replaced by ``new``."""
+    if previous == new:
+        return totals
+    sums = totals.model_dump()
+    for usage, sign in ((previous, -1), (new, 1)):
+        if usage is None:
+            continue
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+            sums[name] += sign * getattr(usage, name)
+        sums["cost_usd"] += sign * (usage.cost_usd or 0.0)
+        sums["priced_messages" if usage.cost_usd is not None else "unpriced_messages"] += sign
+    sums["cost_usd"] = max(0.0, sums["cost_usd"])
+    return UsageTotals.model_validate(sums)
+
+
+def _check_amend(count: int, thread_id: str, delta: MessageAmendDelta) -> None:
+    if delta.index >= count:
+        raise InvalidDelta(
+            f"Thread {thread_id} has {count} messages; cannot amend message #{delta.index}"
+        )
+    if delta.previous_usage is not None and delta.message.usage is None:
+        # Usage rows are keyed by message id: an amendment replaces the row, never drops it.
+        raise InvalidDelta(
+            f"Thread {thread_id}: an amendment of message #{delta.index} cannot take its usage away"
+        )
+
+
 def _check_create(state: object, delta: ThreadCreate) -> None:
     if state is not None:
         raise InvalidDelta(f"Thread {delta.id} already exists; thread:create must be version 1")
@@ -230,6 +277,18 @@ def apply(thread: Thread | None, delta: Delta) -> Thread:
     if isinstance(delta, MessageDelta):
         # One tuple concatenation: ``(*t, m)`` is several times slower on long threads.
         update = {"messages": state.messages + (delta.message,)}  # noqa: RUF005
+    elif isinstance(delta, MessageAmendDelta):
+        _check_amend(len(state.messages), state.id, delta)
+        old = state.messages[delta.index]
+        if old.id != delta.message.id or old.usage != delta.previous_usage:
+            raise InvalidDelta(
+                f"Thread {state.id}: message #{delta.index} is {old.id} with usage "
+                f"{old.usage}; the amendment is of {delta.message.id} with usage "
+                f"{delta.previous_usage}"
+            )
+        messages = list(state.messages)
+        messages[delta.index] = delta.message
+        update = {"messages": tuple(messages)}
     elif isinstance(delta, TruncateDelta):
         if delta.from_index > len(state.messages):
             raise InvalidDelta(
@@ -258,6 +317,12 @@ def apply_head(head: ThreadHead | None, delta: Delta) -> ThreadHead:
         }
         if message.usage is not None:
             update["totals"] = state.totals.add(message.usage)
+    elif isinstance(delta, MessageAmendDelta):
+        _check_amend(state.message_count, state.id, delta)
+        update = {
+            "last_activity": max(state.last_activity, delta.message.timestamp),
+            "totals": amended_totals(state.totals, delta.previous_usage, delta.message.usage),
+        }
     elif isinstance(delta, TruncateDelta):
         if delta.from_index > state.message_count:
             raise InvalidDelta(

@@ -30,6 +30,13 @@ The derived tables, and the plan's part for each:
   message's id: a message logged again with the same id (a merge that
   re-appends it, an amendment) replaces its row instead of adding one, so
   its usage is never counted twice; backends upsert by ``(thread, message_id)``.
+- **amendments** (``message:amend``): ``amended`` rows replace the row at an
+  existing position (with its search document). An amendment of a message
+  appended by the same plan changes that plan's row instead. The amendment's
+  usage row (the message's new usage) is in ``usage``, keyed by the message's
+  id like any other, so it replaces the message's earlier row and each
+  message keeps one usage row (an amendment never takes usage away; see
+  :func:`threadline.deltas.apply`).
 - **links**: what the thread records (a ``thread:create``'s parent or origin,
   ``child:link`` and ``summary:link``), each once.
 - **change feed**: the thread's entry moves to ``head.v``.
@@ -50,6 +57,7 @@ from typing import Literal, NamedTuple
 from threadline.deltas import (
     ChildLinkDelta,
     Delta,
+    MessageAmendDelta,
     MessageDelta,
     SummaryLinkDelta,
     ThreadCreate,
@@ -138,6 +146,7 @@ class AppendPlan(NamedTuple):
     links: tuple[LinkRow, ...]
     retitled: bool
     feed: FeedEntry
+    amended: tuple[MessageRow, ...] = ()
 
     @property
     def created(self) -> bool:
@@ -221,6 +230,7 @@ def _fold(
     usage: list[UsageRow] = []
     links: list[LinkRow] = []
     retitled = False
+    amends = _Amendments(rows, usage)
     for delta in deltas:
         if state is not None and type(delta) is MessageDelta:
             message = delta.message
@@ -234,9 +244,12 @@ def _fold(
             state = _with_messages(state, run)
             run = []
         state = apply_head(state, delta)  # raises InvalidDelta where it does not apply
-        if isinstance(delta, TruncateDelta):
+        if isinstance(delta, MessageAmendDelta):
+            amends.amend(state.v, delta.index, delta.message)
+        elif isinstance(delta, TruncateDelta):
             cut = delta.from_index if cut is None else min(cut, delta.from_index)
-            rows = [row for row in rows if row[0] < delta.from_index]
+            rows[:] = [row for row in rows if row[0] < delta.from_index]
+            amends.cut(delta.from_index)
         elif isinstance(delta, ThreadCreate | TitleDelta):
             retitled = True
         elif isinstance(delta, ChildLinkDelta | SummaryLinkDelta):
@@ -254,6 +267,9 @@ def _fold(
         state = _with_messages(state, run)
     assert state is not None  # deltas is not empty
     messages = tuple(MessageRow(pos, v, m, *message_search_text(m)) for pos, v, m in rows)
+    amended = tuple(
+        MessageRow(pos, v, m, *message_search_text(m)) for pos, (v, m) in amends.rows.items()
+    )
     return AppendPlan(
         thread_id=thread_id,
         expected_version=expected,
@@ -267,7 +283,32 @@ def _fold(
         links=tuple(dict.fromkeys(links)),
         retitled=retitled,
         feed=FeedEntry(thread_id, state.v, False, at),
+        amended=amended,
     )
+
+
+class _Amendments:
+    """The rows ``message:amend`` deltas change within one plan. ``rows`` and
+    ``usage`` are the plan's own lists (of messages it appends, and usage
+    rows), changed in place; a usage row replaces the message's earlier one
+    by id (:func:`_by_message_id`, and the backends' upsert)."""
+
+    def __init__(self, rows: list[tuple[int, int, Message]], usage: list[UsageRow]) -> None:
+        self.appended = rows
+        self.usage = usage
+        self.rows: dict[int, tuple[int, Message]] = {}  # earlier position → (v, message)
+
+    def amend(self, v: int, pos: int, message: Message) -> None:
+        index = next((i for i, row in enumerate(self.appended) if row[0] == pos), None)
+        if index is not None:  # a message of this plan: its row changes
+            self.appended[index] = (pos, v, message)
+        else:
+            self.rows[pos] = (v, message)
+        if message.usage is not None:
+            self.usage.append(_usage_row(v, message))
+
+    def cut(self, from_index: int) -> None:
+        self.rows = {pos: row for pos, row in self.rows.items() if pos < from_index}
 
 
 def _with_messages(head: ThreadHead | None, messages: list[Message]) -> ThreadHead:

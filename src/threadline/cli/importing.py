@@ -70,10 +70,26 @@ class _Bar(ImportProgress):
 
 
 def _run_import(
-    settings: Settings, importer: _Importer, paths: tuple[Path, ...], label: str, as_json: bool
+    settings: Settings,
+    importer: _Importer,
+    paths: tuple[Path, ...],
+    label: str,
+    as_json: bool,
+    *,
+    check: bool = True,
 ) -> ImportReport:
+    """Import ``paths``; a path that does not exist is reported and the others
+    imported, and the command exits 1 if a path was missing or nothing of
+    ``label`` was found (issue 13). ``check=False`` leaves both to an importer
+    that reports its own problems."""
+    missing = [path for path in paths if check and not path.exists()]
+    for path in missing:
+        click.echo(f"error: no such file or folder: {path}", err=True)
+    found = [path for path in paths if path not in missing]
+    if paths and not found:
+        raise SystemExit(1)
     with _Bar(label) as bar:
-        report = run(settings, lambda store: importer(store, list(paths), progress=bar))
+        report = run(settings, lambda store: importer(store, found, progress=bar))
     for bad in report.malformed_lines[:SHOWN_MALFORMED]:
         click.echo(f"warning: skipped malformed line {bad}", err=True)
     if report.malformed > SHOWN_MALFORMED:
@@ -83,6 +99,15 @@ def _run_import(
         print_json(report.to_json())
     else:
         print_report(console(), report)
+    if check and report.sessions == 0:
+        where = ", ".join(str(p) for p in found) or "the default folder"
+        click.echo(
+            f"error: no {label} session found in {where} "
+            f"({report.files} session files read, {report.malformed} malformed lines)",
+            err=True,
+        )
+    if missing or (check and report.sessions == 0):
+        raise SystemExit(1)
     return report
 
 
@@ -132,9 +157,7 @@ def print_report(out: Console, report: ImportReport) -> None:
         )
 
 
-_PATHS = click.argument(
-    "paths", nargs=-1, metavar="[PATH]...", type=click.Path(exists=True, path_type=Path)
-)
+_PATHS = click.argument("paths", nargs=-1, metavar="[PATH]...", type=click.Path(path_type=Path))
 
 
 @click.group(name="import")
@@ -174,7 +197,7 @@ def import_openhands_command(settings: Settings, paths: tuple[Path, ...], as_jso
     A PATH that is missing or holds no conversation is reported, the others
     are imported, and the command exits 1.
     """
-    report = _run_import(settings, import_openhands, paths, "OpenHands", as_json)
+    report = _run_import(settings, import_openhands, paths, "OpenHands", as_json, check=False)
     if isinstance(report, OpenHandsReport) and report.problems:
         for problem in report.problems:
             click.echo(f"error: {problem}", err=True)

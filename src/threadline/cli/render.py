@@ -23,6 +23,7 @@ from threadline.deltas import (
     Delta,
     EnvDelta,
     MergeDelta,
+    MessageAmendDelta,
     MessageDelta,
     MetadataDelta,
     SummaryLinkDelta,
@@ -258,6 +259,8 @@ def describe_delta(delta: Delta) -> str:
             if message.usage is not None and message.usage.cost_usd is not None:
                 parts.append(dollars(message.usage.cost_usd))
             return clip(" · ".join(parts))
+        case MessageAmendDelta(index=index, message=message):
+            return f"message #{index} ({message.role}) completed"
         case TitleDelta(value=value):
             return f"title → {value!r}" if value is not None else "title removed"
         case TruncateDelta(from_index=index):

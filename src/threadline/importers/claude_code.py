@@ -114,7 +114,7 @@ async def import_claude_code(
     claimed: dict[str, str] = {}
     for session in sessions:
         threads = parse_session(session, report, claimed, progress)
-        report.sessions += 1
+        report.sessions += bool(threads)
         await save_threads(store, threads, report)
     return report
 
@@ -463,6 +463,13 @@ def _response(
     lines: list[_Line], wide: dict[str, JsonValue], fallback: int, report: ImportReport
 ) -> Message | None:
     """The lines of one assistant API response as one message; usage from the last."""
+    shaped = [line for line in lines if isinstance(line.record.get("message"), dict)]
+    for line in lines:
+        if line not in shaped:
+            report.bad_line(line.path, line.number, "an assistant line without a message object")
+    if not shaped:
+        return None  # reported; nothing to store (issue 13)
+    lines = shaped
     first, last = lines[0], lines[-1]
     texts: list[str] = []
     calls: dict[str, dict[str, JsonValue]] = {}
@@ -470,9 +477,7 @@ def _response(
     other: list[JsonValue] = []
     for line in lines:
         message = line.record.get("message")
-        if not isinstance(message, dict):
-            report.bad_line(line.path, line.number, "an assistant line without a message object")
-            continue
+        assert isinstance(message, dict)
         line_texts, tools, rest = _text_and_rest(message.get("content"))
         texts.extend(line_texts)
         for block in tools:
@@ -737,6 +742,15 @@ def _child(
 # -- compaction ------------------------------------------------------------------------------
 
 
+def _boundary_parents(messages: Sequence[Message]) -> set[object]:
+    """The ``logicalParentUuid`` of every compaction boundary among ``messages``."""
+    return {
+        m.metadata.get("logicalParentUuid")
+        for m in messages
+        if m.role == "system" and m.metadata.get("subtype") == "compact_boundary"
+    }
+
+
 def _compaction_threads(main: ParsedThread, agents: list[ParsedThread]) -> list[ParsedThread]:
     """A summary thread per ``compact_boundary``: the ``isCompactSummary`` message
     that follows it, after the summariser's own run when its file is there."""
@@ -750,16 +764,25 @@ def _compaction_threads(main: ParsedThread, agents: list[ParsedThread]) -> list[
             None,
         )
         logical_parent = boundary.metadata.get("logicalParentUuid")
+        runs = [agent for agent in agents if agent.kind == "summary" and agent.messages]
         run = next(
-            (
-                agent
-                for agent in agents
-                if agent.kind == "summary"
-                and agent.messages
-                and agent.messages[0].metadata.get("parentUuid") == logical_parent
-            ),
+            (r for r in runs if r.messages[0].metadata.get("parentUuid") == logical_parent),
             None,
         )
+        if run is None:
+            # The summariser's file need not start at the boundary's logical
+            # parent (issue 13): the earliest run no boundary claims, among
+            # those that began before this boundary, is this compaction's.
+            claimed_parents = _boundary_parents(messages)
+            run = next(
+                (
+                    r
+                    for r in sorted(runs, key=lambda r: r.created)
+                    if r.messages[0].metadata.get("parentUuid") not in claimed_parents
+                    and r.created <= boundary.timestamp
+                ),
+                None,
+            )
         thread = ParsedThread(
             id=f"{main.id}:compact-{boundary.id}",
             kind="summary",

@@ -299,7 +299,7 @@ class _Rollout:
                 item_ids.append(item_id)
             self.last_output = draft
             self.last_output_replayed = False
-            self.output_item(draft, payload)
+            self.output_item(draft, payload, item_id)
             return
         self.open_output = None
         if kind == "message":
@@ -332,7 +332,7 @@ class _Rollout:
             for child in _UUID.findall(orjson.dumps(output).decode()):
                 self.run.spawned.setdefault(child, call_id)
 
-    def output_item(self, draft: _Draft, payload: dict[str, JsonValue]) -> None:
+    def output_item(self, draft: _Draft, payload: dict[str, JsonValue], item_id: str) -> None:
         kind = payload.get("type")
         if kind == "message":
             texts, other = _texts(payload.get("content"))
@@ -345,7 +345,9 @@ class _Rollout:
         if kind == "reasoning":
             draft.items.append(payload)
             return
-        call_id = payload.get("call_id") or payload.get("id") or draft.id
+        # An item without a call id (web_search_call) is named by its own line,
+        # so that two in one turn keep two ids (issue 13).
+        call_id = payload.get("call_id") or payload.get("id") or item_id
         name, tool_input, kept = _call(payload)
         draft.calls.append({"id": call_id, "name": name, "input": tool_input})
         draft.items.append(kept)

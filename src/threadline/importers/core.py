@@ -24,14 +24,17 @@ from pydantic import JsonValue, ValidationError
 from threadline.deltas import (
     ChildLinkDelta,
     Delta,
+    MessageAmendDelta,
     MessageDelta,
     SummaryLinkDelta,
     ThreadCreate,
     TitleDelta,
+    fold,
 )
 from threadline.importers.edits import record_agent_edits
 from threadline.model import Message
 from threadline.pricing import price_usage
+from threadline.recorders.base import RecordedDelta
 from threadline.store import ThreadStore
 
 ThreadKind = Literal["session", "subagent", "summary"]
@@ -188,14 +191,24 @@ class ImportReport:
 
 def read_jsonl(path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, JsonValue]]]:
     """``(line number, object)`` for every line of ``path`` that is a JSON object;
-    other non-blank lines are reported as malformed and skipped."""
+    other non-blank lines are reported as malformed and skipped.
+
+    A UTF-8 byte order mark before the first line is ignored. A last line
+    without its newline that is not JSON yet is an agent still writing it: it
+    is skipped (counted as ``incomplete last line``), not reported, and read
+    whole by a later import."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             if not raw.strip():
                 continue
             try:
                 value = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
+                if not raw.endswith(b"\n"):
+                    report.skip("incomplete last line")
+                    continue
                 report.bad_line(path, number, f"not JSON ({exc})")
                 continue
             if not isinstance(value, dict):
@@ -298,7 +311,7 @@ async def _plan(
     known = {r.delta.message.id for r in log if isinstance(r.delta, MessageDelta)}
     new = [m for m in parsed.messages if m.id not in known]
     report.already_imported += len(parsed.messages) - len(new)
-    deltas: list[Delta] = [MessageDelta.of(m) for m in new]
+    deltas: list[Delta] = [*_amendments(log, parsed.messages), *(MessageDelta.of(m) for m in new)]
     if parsed.title and head.title is None:
         deltas.append(TitleDelta(value=parsed.title))
     if deltas:
@@ -306,6 +319,29 @@ async def _plan(
     for message in new:
         report.count_message(message)
     return head.v, deltas
+
+
+def _amendments(log: Sequence[RecordedDelta], parsed: Sequence[Message]) -> list[Delta]:
+    """An amendment for each stored message that the agent's file now says
+    more about (issue 13): the later lines of a response that was imported
+    while it was being written, or usage that came after its turn. The file is
+    the truth; the store's version of the message is replaced in place."""
+    current = fold(r.delta for r in log).messages
+    where = {message.id: index for index, message in enumerate(current)}
+    amendments: list[Delta] = []
+    for message in parsed:
+        index = where.get(message.id)
+        if index is None or current[index] == message:
+            continue
+        previous = current[index]
+        if message.usage is None and previous.usage is not None:
+            message = message.model_copy(update={"usage": previous.usage})  # never taken away
+            if message == previous:
+                continue
+        amendments.append(
+            MessageAmendDelta(index=index, message=message, previous_usage=previous.usage)
+        )
+    return amendments
 
 
 async def _plan_links(

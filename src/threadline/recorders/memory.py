@@ -110,6 +110,8 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
         if plan.cut is not None:
             del entry.messages[plan.cut :]
         entry.messages.extend(plan.messages)
+        for row in plan.amended:
+            entry.messages[row.pos] = row
         if plan.usage:  # keyed by message id: a message logged again replaces its row
             again = {u.message_id for u in plan.usage}
             entry.usage[:] = [u for u in entry.usage if u.message_id not in again]

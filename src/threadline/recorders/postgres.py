@@ -351,6 +351,9 @@ class PostgresRecorder(ThreadRecorder):
             [u.cost_source for u in usage],
             [u.price_version for u in usage],
             publish,
+            [m.pos for m in plan.amended],
+            [m.v for m in plan.amended],
+            [m.tokens() for m in plan.amended],
         )
 
     def _appended(

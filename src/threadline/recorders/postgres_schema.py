@@ -25,8 +25,10 @@ def _usage_by_message_migration() -> str:
     its row: kept is the last one logged), the 1-hour cache writes, and the
     stored cost's source and price list (see threadline.pricing). Costs
     reported before are marked so; rows never priced are priced on first read
-    (threadline.costs). ``threadline_append`` takes the new columns: its
-    migration-1 text with the usage arrays widened."""
+    (threadline.costs). ``threadline_append`` takes the new columns, and the
+    rows of amended messages (``message:amend``: a position pointed at the
+    amendment, with its search tokens): its migration-1 text with the usage
+    arrays widened and the amendment arrays added."""
     append = MIGRATIONS[1][MIGRATIONS[1].index("CREATE FUNCTION threadline_append(") :]
     append = append[: append.index("$$;") + 3]
     for old, new in (
@@ -52,6 +54,19 @@ def _usage_by_message_migration() -> str:
             " cache_write_tokens = EXCLUDED.cache_write_tokens, cost_usd = EXCLUDED.cost_usd,"
             " cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens,"
             " cost_source = EXCLUDED.cost_source, price_version = EXCLUDED.price_version;",
+        ),
+        (
+            "p_publish boolean,",
+            "p_publish boolean, p_amend_pos integer[], p_amend_v integer[], p_amend_tokens text[],",
+        ),
+        (
+            "FROM unnest(p_msg_pos, p_msg_v, p_msg_tokens) AS t(pos, v, tokens);\n    END IF;\n",
+            "FROM unnest(p_msg_pos, p_msg_v, p_msg_tokens) AS t(pos, v, tokens);\n    END IF;\n"
+            "    IF cardinality(p_amend_pos) > 0 THEN\n"
+            "        UPDATE messages m SET v = t.v, tokens = string_to_array(t.tokens, ' ')\n"
+            "            FROM unnest(p_amend_pos, p_amend_v, p_amend_tokens) AS t(pos, v, tokens)\n"
+            "            WHERE m.tid = v_tid AND m.pos = t.pos;\n"
+            "    END IF;\n",
         ),
     ):
         assert append.count(old) == 1, old
@@ -279,7 +294,7 @@ $$;
     # 2: file changes, their contents and the rollback journal (postgres_files.py).
     2: postgres_files.MIGRATION,
 }
-# 10: usage keyed by message id, 1-hour cache writes, stored costs.
+# 10: usage keyed by message id, 1-hour cache writes, stored costs; amendments.
 MIGRATIONS[10] = _usage_by_message_migration()
 
 # -- statements of the recorder ------------------------------------------------------
@@ -287,7 +302,7 @@ MIGRATIONS[10] = _usage_by_message_migration()
 APPEND = (
     "SELECT ok, actual, tid FROM threadline_append("
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-    "$17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
+    "$17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)"
 )
 
 PUBLISH = "SELECT threadline_publish($1, $2, $3, $4, $5)"

@@ -15,7 +15,7 @@ import asyncpg
 
 from threadline import planner
 from threadline import search as fts
-from threadline.deltas import MessageDelta, delta_from_json
+from threadline.deltas import MessageAmendDelta, MessageDelta, delta_from_json
 from threadline.errors import InvalidDelta
 from threadline.model import Message, ThreadHead
 from threadline.recorders import postgres_schema as sql
@@ -32,7 +32,7 @@ _T = TypeVar("_T")
 def message_of(body: bytes) -> Message:
     """The message of a stored message delta."""
     delta = delta_from_json(body, stored=True)
-    if not isinstance(delta, MessageDelta):
+    if not isinstance(delta, MessageDelta | MessageAmendDelta):
         raise InvalidDelta(f"message projection points at a {delta.type} delta")
     return delta.message
 

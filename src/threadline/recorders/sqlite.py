@@ -179,6 +179,13 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
                 sql.INSERT_MESSAGE, [(tid, m.pos, seqs[m.v - first_v]) for m in plan.messages]
             )
             sqlite_search.index_messages(conn, tid, plan.messages, seqs, first_v)
+        if plan.amended:
+            for row in plan.amended:
+                sqlite_search.unindex_at(conn, tid, row.pos)
+            conn.executemany(
+                sql.AMEND_MESSAGE, [(seqs[m.v - first_v], tid, m.pos) for m in plan.amended]
+            )
+            sqlite_search.index_messages(conn, tid, plan.amended, seqs, first_v)
         if plan.retitled:
             sqlite_search.set_title(conn, tid, plan.head.title)
         sqlite_relations.write(conn, tid, plan, seqs, first_v)

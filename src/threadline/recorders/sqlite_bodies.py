@@ -21,7 +21,7 @@ import threading
 
 import zstandard
 
-from threadline.deltas import Delta, MessageDelta, delta_from_json
+from threadline.deltas import Delta, MessageAmendDelta, MessageDelta, delta_from_json
 from threadline.errors import InvalidDelta
 from threadline.model import Message
 
@@ -67,7 +67,7 @@ def message_of(body: bytes) -> Message:
     """The message of the message delta stored as ``body`` (what the message
     projection points at)."""
     delta = delta_of(body)
-    if not isinstance(delta, MessageDelta):
+    if not isinstance(delta, MessageDelta | MessageAmendDelta):
         raise InvalidDelta(f"message projection points at a {delta.type} delta")
     return delta.message
 

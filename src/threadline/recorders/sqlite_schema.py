@@ -281,6 +281,7 @@ RESTORE_COMMIT_TIME = (
 
 INSERT_MESSAGE = "INSERT INTO messages (tid, pos, delta_seq) VALUES (?, ?, ?)"
 CUT_MESSAGES = "DELETE FROM messages WHERE tid = ? AND pos >= ?"
+AMEND_MESSAGE = "UPDATE messages SET delta_seq = ? WHERE tid = ? AND pos = ?"
 DELETE_MESSAGES = "DELETE FROM messages WHERE tid = ?"
 MESSAGE_BODIES = (
     "SELECT d.body FROM messages m JOIN deltas d ON d.seq = m.delta_seq "

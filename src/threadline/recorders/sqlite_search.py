@@ -33,7 +33,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-from threadline.deltas import MessageDelta
+from threadline.deltas import MessageAmendDelta, MessageDelta
 from threadline.planner import MessageRow
 from threadline.recorders.sqlite_bodies import delta_of
 from threadline.search import (
@@ -78,7 +78,7 @@ def _search_text() -> _SearchText:
             return None
         if last is None or last[0] != body:
             delta = delta_of(body)
-            if isinstance(delta, MessageDelta):
+            if isinstance(delta, MessageDelta | MessageAmendDelta):
                 last = (body, (*message_search_text(delta.message), delta.message.id))
             else:
                 last = (body, None)
@@ -116,6 +116,16 @@ def unindex_from(conn: sqlite3.Connection, tid: int, cut: int) -> None:
         _UNINDEX_MESSAGES + "FROM messages m JOIN deltas d ON d.seq = m.delta_seq "
         "WHERE m.tid = ? AND m.pos >= ?",
         (tid, cut),
+    )
+
+
+def unindex_at(conn: sqlite3.Connection, tid: int, pos: int) -> None:
+    """Remove the row of the thread's message at position ``pos`` (before an
+    amendment points the position at another delta)."""
+    conn.execute(
+        _UNINDEX_MESSAGES + "FROM messages m JOIN deltas d ON d.seq = m.delta_seq "
+        "WHERE m.tid = ? AND m.pos = ?",
+        (tid, pos),
     )
 
 
