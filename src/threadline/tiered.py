@@ -51,6 +51,7 @@ import orjson
 
 from threadline.deltas import Delta, MessageDelta, ThreadCreate, fold
 from threadline.errors import ThreadExists, ThreadlineError
+from threadline.events import EventBus
 from threadline.ids import now_ms
 from threadline.model import Message, Thread, ThreadHead
 from threadline.recorders.base import (
@@ -275,6 +276,10 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         self.stats = TierStats()
         self._ephemeral = MemoryRecorder()
         self._ephemeral_ids: set[str] = set()
+        self.events = EventBus()
+        """What the sync changed here (pulled, merged, deleted), as the events a
+        local change raises; a :class:`~threadline.store.ThreadStore` over this
+        store re-emits them on its own bus."""
         self.sync: SyncService | None = None
         if remote is not None:
             self.sync = SyncService(
@@ -285,6 +290,7 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
                 rng=sync_rng,
                 clock=sync_clock,
                 on_local_change=self.memory.drop,
+                on_event=self.events.emit,
             )
 
     @classmethod
@@ -514,13 +520,14 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         await self._collect()
         return results
 
-    async def delete(self, thread_id: str) -> bool:
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
         if self._is_ephemeral(thread_id):
+            found = await self._ephemeral.delete(thread_id, version=version)
             self._ephemeral_ids.discard(thread_id)
             self.memory.drop(thread_id)
-            return await self._ephemeral.delete(thread_id)
+            return found
         self.memory.drop(thread_id)
-        return await self.local.delete(thread_id)
+        return await self.local.delete(thread_id, version=version)
 
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
         results: list[bool] = []

@@ -147,8 +147,11 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
                 results.append(exc)
         return results
 
-    async def delete(self, thread_id: str) -> bool:
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
         self._check_open()
+        entry = self._threads.get(thread_id)
+        if entry is not None and version is not None and entry.head.v != version:
+            raise VersionConflict(thread_id, version, entry.head.v)
         return self._delete_published(thread_id)
 
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:

@@ -414,11 +414,18 @@ class PostgresRecorder(ThreadRecorder):
             self._remember(thread_id, tid, head)
         return results
 
-    async def delete(self, thread_id: str) -> bool:
-        return (await self.delete_many([thread_id]))[0]
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
+        return (await self._delete([thread_id], version))[0]
 
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
+        return await self._delete(thread_ids, None)
+
+    async def _delete(self, thread_ids: Sequence[str], version: int | None) -> list[bool]:
         async with self._transaction() as conn:
+            if version is not None:  # one thread, locked until the delete commits
+                found = await conn.fetchval(sql.LOCK_THREAD_V, self.workspace, thread_ids[0])
+                if found is not None and found != version:
+                    raise VersionConflict(thread_ids[0], version, found)
             rows = await conn.fetch(sql.DELETE, self.workspace, list(thread_ids))
             gone = {row[0]: row[1] for row in rows}
             for thread_id in gone:

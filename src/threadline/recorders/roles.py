@@ -214,8 +214,13 @@ class ThreadLog(abc.ABC):
         last head of the previous page."""
 
     @abc.abstractmethod
-    async def delete(self, thread_id: str) -> bool:
-        """Remove the thread and its log. ``False`` if there was none."""
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
+        """Remove the thread and its log. ``False`` if there was none. With
+        ``version``, only if the thread is at that version (checked in the
+        delete's transaction), else :class:`VersionConflict`, nothing deleted.
+
+        On a local store that syncs, deleting a thread the server has leaves a
+        pending delete in its sync ledger, pushed by the next sync."""
 
     @abc.abstractmethod
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:

@@ -140,6 +140,21 @@ CREATE TABLE sync_feeds (
 ) WITHOUT ROWID
 """
 
+# Schema migration 11 of the SQLite recorder.
+SYNC_DELETES_MIGRATION = """
+CREATE TABLE sync_deletes (
+    thread_id TEXT PRIMARY KEY,
+    seen_v INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER,
+    error TEXT
+) WITHOUT ROWID;
+ALTER TABLE sync_threads ADD COLUMN conflict TEXT;
+ALTER TABLE sync_threads ADD COLUMN conflict_v INTEGER;
+ALTER TABLE sync_threads ADD COLUMN files_synced INTEGER NOT NULL DEFAULT 0
+"""
+
 # Numbered schema migrations, applied in order on open, each in the same
 # transaction as its row in schema_migrations. Never edit a released one: add
 # the next number.
@@ -210,6 +225,10 @@ MIGRATIONS: dict[int, str] = {
     # zstd-compressed (recorders/sqlite_bodies.py): SQL reads them through
     # threadline_delta_json(body).
     8: SEARCH_EXTERNAL_CONTENT_MIGRATION,
+    # 11: deletes that travel (pending local deletes, the conflict mark of the
+    # ledger) and how much of each thread's file log is on the server (see
+    # recorders/sqlite_sync.py).
+    11: SYNC_DELETES_MIGRATION,
 }
 
 # -- connections ----------------------------------------------------------------------

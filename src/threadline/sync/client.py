@@ -236,8 +236,12 @@ class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
                 )
         return outcomes
 
-    async def delete(self, thread_id: str) -> bool:
-        response = await self._send("DELETE", _path(thread_id), ok=(204,))
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
+        params = None if version is None else {"version": version}
+        response = await self._send("DELETE", _path(thread_id), params=params, ok=(204,))
+        if response.status_code == 409:
+            conflict = wire.PushConflict.model_validate_json(response.content)
+            raise VersionConflict(thread_id, version or 0, conflict.version)
         return response.status_code == 204
 
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
