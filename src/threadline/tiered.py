@@ -107,11 +107,25 @@ class PersistencePolicy:
 
 
 DEFAULT_POLICIES: Mapping[ThreadKind, PersistencePolicy] = {
-    "subagent": PersistencePolicy(memory_ttl=60.0, local=False, remote=DEFAULT_REMOTE["subagent"]),
+    "subagent": PersistencePolicy(memory_ttl=60.0, local=False, remote=None),
     "summary": PersistencePolicy(memory_ttl=3600.0, local=True, remote=DEFAULT_REMOTE["summary"]),
     "main": PersistencePolicy(memory_ttl=300.0, local=True, remote=DEFAULT_REMOTE["main"]),
 }
 """The spec's persistence strategy (see the module docstring's table)."""
+
+
+def sync_kinds(
+    policies: Mapping[ThreadKind, PersistencePolicy],
+) -> dict[ThreadKind, RemoteSync | None]:
+    """How the locally stored threads of each kind sync: as their policy says;
+    for a kind whose policy keeps it out of the local store (live sub-agents,
+    memory only), the threads of it found there anyway were written there
+    directly (an imported session: history), and sync as
+    :data:`~threadline.sync.service.DEFAULT_REMOTE` says (with their root)."""
+    return {
+        kind: policy.remote if policy.local else DEFAULT_REMOTE[kind]
+        for kind, policy in policies.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -285,7 +299,7 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
             self.sync = SyncService(
                 local,
                 remote,
-                kinds={kind: policy.remote for kind, policy in self.policies.items()},
+                kinds=sync_kinds(self.policies),
                 settings=sync_settings,
                 rng=sync_rng,
                 clock=sync_clock,
@@ -300,18 +314,24 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         *,
         remote_url: str | None = None,
         token: str | None = None,
-        policies: Mapping[ThreadKind, PersistencePolicy] = DEFAULT_POLICIES,
+        policies: Mapping[ThreadKind, PersistencePolicy] | None = None,
         memory: MemoryLimits | None = None,
         sync_settings: SyncSettings | None = None,
         start_sync: bool = True,
     ) -> TieredStore:
         """A tiered store over the SQLite file ``path`` (default: the store under
         ``$THREADLINE_HOME``) and, with ``remote_url`` and ``token``, the sync
-        server there, whose sync loop is started unless ``start_sync`` is false."""
+        server there, whose sync loop is started unless ``start_sync`` is false.
+        ``policies`` default to :data:`DEFAULT_POLICIES` with the sub-agent
+        policy of ``$THREADLINE_HOME/sync.toml`` if it sets one."""
         import asyncio
 
         from threadline.recorders.sqlite import SqliteRecorder
         from threadline.store import default_db_path
+        from threadline.sync.status import SyncConfig
+
+        if policies is None:
+            policies = SyncConfig.resolve().policies()
 
         local = await asyncio.to_thread(SqliteRecorder, path or default_db_path())
         remote = None

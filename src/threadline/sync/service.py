@@ -108,10 +108,14 @@ class RemoteSync:
 DEFAULT_REMOTE: Mapping[ThreadKind, RemoteSync | None] = {
     "main": RemoteSync(priority="high"),
     "summary": RemoteSync(priority="low", compress=True),
-    "subagent": None,
+    "subagent": RemoteSync(priority="high"),
 }
-"""The spec's defaults: main threads high priority, summaries low priority and
-compressed, sub-agent threads never (they live in memory only)."""
+"""How the threads of each kind *stored locally* go to the server: main threads
+high priority, summaries low priority and compressed, sub-agent threads with
+their root. A live sub-agent thread of a :class:`~threadline.tiered.TieredStore`
+is memory-only by its default policy and never reaches the local store, so
+the sub-agent threads found there are history (an imported session's): they
+sync with their root, so that every machine shows the same tree."""
 
 
 @dataclass(frozen=True)
