@@ -4,6 +4,7 @@ does not win silently. And a pulled change raises the events a local one does.""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
@@ -38,7 +39,8 @@ async def test_a_delete_travels_to_the_server_and_the_other_replicas(sync_server
     token = await sync_server.token()
     a, b = make(sync_server, token, 1), make(sync_server, token, 2)
     server = RemoteRecorder(sync_server.url, token)
-    assert a.sync is not None and b.sync is not None
+    assert a.sync is not None
+    assert b.sync is not None
     try:
         for thread_id in ("T-1", "T-2"):
             await a.append(thread_id, 0, [ThreadCreate(id=thread_id, created=0)])
@@ -70,7 +72,8 @@ async def test_a_delete_that_missed_an_append_elsewhere_is_refused_and_shown(
     token = await sync_server.token()
     a, b = make(sync_server, token, 1), make(sync_server, token, 2)
     server = RemoteRecorder(sync_server.url, token)
-    assert a.sync is not None and b.sync is not None
+    assert a.sync is not None
+    assert b.sync is not None
     try:
         await a.append("T", 0, [ThreadCreate(id="T", created=0), MessageDelta.of(message(1))])
         await a.sync.sync_once()
@@ -83,9 +86,11 @@ async def test_a_delete_that_missed_an_append_elsewhere_is_refused_and_shown(
         assert report.conflicts == ["T"]
         assert report.deleted == 0
         kept = await server.load("T")
-        assert kept is not None and [m.id for m in kept.messages] == ["M-1", "M-2"]
+        assert kept is not None
+        assert [m.id for m in kept.messages] == ["M-1", "M-2"]
         back = await a.load("T")  # fetched back whole, never lost
-        assert back is not None and [m.id for m in back.messages] == ["M-1", "M-2"]
+        assert back is not None
+        assert [m.id for m in back.messages] == ["M-1", "M-2"]
         status = (await a.sync_states(["T"]))["T"].status
         assert status.startswith("conflict: the delete of v2 lost to a change on the server")
         assert await a.local.sync_deletes() == []
@@ -107,7 +112,8 @@ async def test_an_append_racing_a_pushed_delete_keeps_the_thread_everywhere(
 ) -> None:
     token = await sync_server.token()
     a, b = make(sync_server, token, 1), make(sync_server, token, 2)
-    assert a.sync is not None and b.sync is not None
+    assert a.sync is not None
+    assert b.sync is not None
     try:
         await a.append("T", 0, [ThreadCreate(id="T", created=0), MessageDelta.of(message(1))])
         await a.sync.sync_once()
@@ -118,13 +124,15 @@ async def test_an_append_racing_a_pushed_delete_keeps_the_thread_everywhere(
         report = await b.sync.sync_once()
         assert report.conflicts == ["T"]
         kept = await b.load("T")
-        assert kept is not None and [m.id for m in kept.messages] == ["M-1", "M-2"]
+        assert kept is not None
+        assert [m.id for m in kept.messages] == ["M-1", "M-2"]
         assert (await b.sync_states(["T"]))["T"].status == (
             "conflict: deleted on the server while changed here: kept and pushed again"
         )
         await a.sync.sync_once()
         back = await a.load("T")
-        assert back is not None and [m.id for m in back.messages] == ["M-1", "M-2"]
+        assert back is not None
+        assert [m.id for m in back.messages] == ["M-1", "M-2"]
     finally:
         await a.close()
         await b.close()
@@ -148,7 +156,8 @@ async def test_the_server_deletes_only_at_the_version_given(sync_server: Server)
 async def test_a_pulled_thread_raises_the_events_of_a_local_change(sync_server: Server) -> None:
     token = await sync_server.token()
     a, b = make(sync_server, token, 1), make(sync_server, token, 2)
-    assert a.sync is not None and b.sync is not None
+    assert a.sync is not None
+    assert b.sync is not None
     store = ThreadStore(b)
     seen: list[ThreadEvent] = []
     store.events.subscribe(seen.append)
@@ -172,9 +181,9 @@ async def test_a_pulled_thread_raises_the_events_of_a_local_change(sync_server: 
         await store.close()
 
 
-def test_cli_delete_of_a_tree_travels_with_the_next_sync(tmp_path: Path, sync_server: Server) -> None:
-    import asyncio
-
+def test_cli_delete_of_a_tree_travels_with_the_next_sync(
+    tmp_path: Path, sync_server: Server
+) -> None:
     token = asyncio.run(sync_server.token())
     remote = ["--remote", sync_server.url, "--token", token]
     laptop, desktop = tmp_path / "laptop", tmp_path / "desktop"
@@ -186,7 +195,8 @@ def test_cli_delete_of_a_tree_travels_with_the_next_sync(tmp_path: Path, sync_se
     listed = {t["id"] for t in succeeds_json(run_cli(desktop, "list", "--json"))["threads"]}
     assert {root, child, summary} <= listed
     deleted = succeeds_json(run_cli(laptop, "delete", root, "--tree", "--json"))["deleted"]
-    assert sorted(deleted[:2]) == sorted([child, summary]) and deleted[2] == root
+    assert sorted(deleted[:2]) == sorted([child, summary])
+    assert deleted[2] == root
     succeeds(run_cli(laptop, "sync", "--once", *remote))
     succeeds(run_cli(desktop, "sync", "--once", *remote))
     listed = {t["id"] for t in succeeds_json(run_cli(desktop, "list", "--json"))["threads"]}

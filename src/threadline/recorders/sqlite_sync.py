@@ -53,10 +53,8 @@ _PENDING = (
 
 
 def _state(row: tuple[object, ...]) -> SyncState:
-    (thread_id, v, synced, remote, parent, origin, since, failures, nxt, error, stuck, merged) = row[
-        :12
-    ]
-    conflict = row[12]
+    thread_id, v, synced, remote, parent, origin, since, failures, nxt, error, stuck = row[:11]
+    merged, conflict = row[11:13]
     kind: ThreadKind = "subagent" if parent is not None else "summary" if origin else "main"
     return SyncState(
         thread_id=str(thread_id),

@@ -411,7 +411,9 @@ class SyncService:
             await self.local.settle_delete(thread_id)
             report.deleted += 1
 
-    async def _delete_refused(self, pending: PendingDelete, actual: int, report: SyncReport) -> None:
+    async def _delete_refused(
+        self, pending: PendingDelete, actual: int, report: SyncReport
+    ) -> None:
         """The server changed the thread after the version the delete saw: it
         keeps the thread, and so does this replica (fetched back whole)."""
         thread_id = pending.thread_id

@@ -243,7 +243,9 @@ def threads_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
                 version=exc.actual,
                 missing=[],
             )
-            return Response(conflict.model_dump_json(), status_code=409, media_type="application/json")
+            return Response(
+                conflict.model_dump_json(), status_code=409, media_type="application/json"
+            )
         if not found:
             raise ThreadNotFound(thread_id)
         ctx.changed(who)
