@@ -37,7 +37,14 @@ from threadline.errors import ThreadNotFound, VersionConflict
 from threadline.events import THREAD_CREATED, THREAD_UPDATED, ThreadEvent
 from threadline.ids import new_thread_id
 from threadline.model import Message, Thread, ThreadHead
-from threadline.recorders.roles import ArchiveLedger, LinkGraph, ThreadLink, link_index
+from threadline.recorders.roles import (
+    ArchiveLedger,
+    LinkGraph,
+    LinkIndex,
+    ThreadLink,
+    ThreadLog,
+    link_index,
+)
 
 if TYPE_CHECKING:
     from threadline.store import ThreadStore
@@ -223,15 +230,9 @@ async def get_related_threads(store: ThreadStore, thread_id: str) -> RelatedThre
     wanted += [("summary", i) for i in head.summary_thread_ids]
     wanted += [("child", i) for i in head.child_thread_ids]
     found = await recorder.heads_many([i for _, i in wanted]) if wanted else {}
-    # A backend without an archive ledger (the HTTP client) archives nothing here.
-    ledger = recorder if isinstance(recorder, ArchiveLedger) else None
-    missing = [
-        MissingThread(
-            id=i, relation=r, archived=ledger is not None and await ledger.archived(i) is not None
-        )
-        for r, i in wanted
-        if i not in found
-    ]
+    absent = [(r, i) for r, i in wanted if i not in found]
+    archived = await _archived_among(recorder, thread_id, absent)
+    missing = [MissingThread(id=i, relation=r, archived=i in archived) for r, i in absent]
     return RelatedThreads(
         thread=head,
         parent=found.get(head.parent_thread_id or ""),
@@ -240,6 +241,23 @@ async def get_related_threads(store: ThreadStore, thread_id: str) -> RelatedThre
         children=tuple(found[i] for i in head.child_thread_ids if i in found),
         missing=tuple(missing),
     )
+
+
+async def _archived_among(
+    recorder: ThreadLog, thread_id: str, absent: list[tuple[Relation, str]]
+) -> set[str]:
+    """Which of the ``absent`` relatives of ``thread_id`` are archived (not gone):
+    from the archive ledger, or from the link graphs a backend without one (the
+    HTTP client: the server's ledger) reports."""
+    if not absent:
+        return set()
+    if isinstance(recorder, ArchiveLedger):
+        return {i for _, i in absent if await recorder.archived(i) is not None}
+    if not isinstance(recorder, LinkIndex):
+        return set()
+    down = await recorder.subtree(thread_id)
+    up = await recorder.ancestry(thread_id)
+    return {i for _, i in absent if i in down.archived or i in up.archived}
 
 
 def _ordered_links(graph: LinkGraph, parent_id: str, links: list[ThreadLink]) -> list[ThreadLink]:

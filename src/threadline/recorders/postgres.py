@@ -511,11 +511,22 @@ class PostgresRecorder(ThreadRecorder):
 
     async def subtree(self, thread_id: str) -> LinkGraph:
         async with self._conn() as conn:
-            return _graph(await conn.fetch(sql.SUBTREE, self.workspace, thread_id))
+            graph = _graph(await conn.fetch(sql.SUBTREE, self.workspace, thread_id))
+            return await self._with_archived(conn, graph)
 
     async def ancestry(self, thread_id: str) -> LinkGraph:
         async with self._conn() as conn:
-            return _graph(await conn.fetch(sql.ANCESTRY, self.workspace, thread_id))
+            graph = _graph(await conn.fetch(sql.ANCESTRY, self.workspace, thread_id))
+            return await self._with_archived(conn, graph)
+
+    async def _with_archived(self, conn: Connection, graph: LinkGraph) -> LinkGraph:
+        """``graph`` with its linked threads that are archived, not gone, named."""
+        ends = {end for link in graph.links for end in (link.parent_id, link.child_id)}
+        absent = sorted(ends - graph.heads.keys())
+        if not absent:
+            return graph
+        rows = await conn.fetch(sql.ARCHIVED_AMONG, self.workspace, absent)
+        return LinkGraph(graph.links, graph.heads, frozenset(row[0] for row in rows))
 
     async def usage_rollup(
         self, thread_ids: Sequence[str] | None = None, *, subtrees: bool = False

@@ -251,7 +251,8 @@ class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
 
     async def head(self, thread_id: str) -> ThreadHead | None:
         page = await self._get(_path(thread_id), wire.MessagesPage, limit=0)
-        return None if page is None else page.head
+        # An archived thread is not active: its kept head is not a head (as on SQLite).
+        return None if page is None or page.archived else page.head
 
     async def load(self, thread_id: str) -> Thread | None:
         log = await self.deltas(thread_id)
@@ -357,6 +358,7 @@ class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
         return LinkGraph(
             tuple(ThreadLink(link.parent_id, link.child_id, link.kind) for link in found.links),
             dict(found.heads),
+            frozenset(found.archived),
         )
 
     async def subtree(self, thread_id: str) -> LinkGraph:

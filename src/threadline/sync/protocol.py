@@ -202,10 +202,12 @@ class WireLink(_Wire):
 
 
 class WireGraph(_Wire):
-    """Links reachable from a thread, and the heads of the linked threads that exist."""
+    """Links reachable from a thread, the heads of the linked threads that exist,
+    and the ids of those that are archived (not deleted)."""
 
     links: list[WireLink]
     heads: dict[str, ThreadHead]
+    archived: list[str] = []
 
 
 class WireUsage(_Wire):

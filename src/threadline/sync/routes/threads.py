@@ -130,6 +130,7 @@ def _wire_graph(thread_id: str, graph: LinkGraph) -> wire.WireGraph:
             for link in graph.links
         ],
         heads=graph.heads,
+        archived=sorted(graph.archived),
     )
 
 
