@@ -674,6 +674,16 @@ class PostgresRecorder(ThreadRecorder):
         async with self._transaction() as conn:
             return await files.record(conn, self.workspace, thread_id, changes, contents, rollback)
 
+    async def copy_file_changes(
+        self,
+        thread_id: str,
+        after: int,
+        changes: Sequence[FileChange],
+        contents: Sequence[StoredContent],
+    ) -> int:
+        async with self._transaction() as conn:
+            return await files.copy(conn, self.workspace, thread_id, after, changes, contents)
+
     async def file_changes(
         self,
         thread_id: str,

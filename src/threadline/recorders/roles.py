@@ -370,8 +370,9 @@ class ArchiveLedger(ThreadLog):
 
 class FileLog(ThreadLog):
     """The files each thread's tool calls changed, their contents, and the
-    rollback journal (driven by :mod:`threadline.files`). File logs are local:
-    they are not synced."""
+    rollback journal (driven by :mod:`threadline.files`). The sync copies a
+    thread's file changes and their contents to the server and the other
+    replicas (:meth:`copy_file_changes`); rollbacks only happen where the files are."""
 
     @abc.abstractmethod
     async def record_file_changes(
@@ -396,6 +397,23 @@ class FileLog(ThreadLog):
         every content that no remaining change refers to and no remaining
         content uses as its base.
         """
+
+    @abc.abstractmethod
+    async def copy_file_changes(
+        self,
+        thread_id: str,
+        after: int,
+        changes: Sequence[FileChange],
+        contents: Sequence[StoredContent],
+    ) -> int:
+        """Store another replica's file changes of the thread as they are (their
+        numbers, thread versions and times), in one transaction: only if the
+        thread's file log holds exactly ``after`` changes (else
+        :class:`VersionConflict` with the number it holds) and ``changes`` are
+        numbered ``after + 1 ...`` (else :class:`InvalidFileChange`). Contents
+        as in :meth:`record_file_changes` (:class:`ContentMissing` for a hash
+        neither stored nor given). Returns how many changes the log holds now.
+        What the sync of file changes writes, on the server and on replicas."""
 
     @abc.abstractmethod
     async def file_changes(

@@ -554,6 +554,18 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
             lambda conn: sqlite_files.record(conn, thread_id, new, stored, rollback), write=True
         )
 
+    async def copy_file_changes(
+        self,
+        thread_id: str,
+        after: int,
+        changes: Sequence[FileChange],
+        contents: Sequence[StoredContent],
+    ) -> int:
+        copied, stored = list(changes), list(contents)
+        return await self._submit(
+            lambda conn: sqlite_files.copy(conn, thread_id, after, copied, stored), write=True
+        )
+
     async def file_changes(
         self,
         thread_id: str,
