@@ -45,6 +45,8 @@ def _report_json(report: SyncReport) -> dict[str, object]:
         "pulled": report.pulled,
         "deltas_pulled": report.deltas_pulled,
         "merged": report.merged,
+        "files_pushed": report.files_pushed,
+        "files_pulled": report.files_pulled,
         "deleted": report.deleted,
         "conflicts": report.conflicts,
         "failed": report.failed,

@@ -415,6 +415,9 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
             write=True,
         )
 
+    async def sync_file_backlog(self) -> list[SyncState]:
+        return await self._submit(sqlite_sync.file_backlog, write=False)
+
     async def sync_deletes(self) -> list[PendingDelete]:
         return await self._submit(sqlite_sync.deletes, write=False)
 

@@ -43,7 +43,7 @@ SELECT t.id, t.v, COALESCE(s.synced_v, 0), COALESCE(s.remote_v, 0),
        json_extract(CAST(t.head AS TEXT), '$.origin_thread_id'),
        (SELECT d.at FROM deltas d WHERE d.tid = t.tid AND d.v = COALESCE(s.synced_v, 0) + 1),
        COALESCE(s.failures, 0), s.next_attempt, s.error, s.stuck_v, s.merged_at,
-       CASE WHEN s.conflict_v >= t.v THEN s.conflict END
+       CASE WHEN s.conflict_v >= t.v THEN s.conflict END, COALESCE(s.files_synced, 0)
 FROM {source} LEFT JOIN sync_threads s ON s.thread_id = t.id
 """
 
@@ -54,7 +54,7 @@ _PENDING = (
 
 def _state(row: tuple[object, ...]) -> SyncState:
     thread_id, v, synced, remote, parent, origin, since, failures, nxt, error, stuck = row[:11]
-    merged, conflict = row[11:13]
+    merged, conflict, files = row[11:14]
     kind: ThreadKind = "subagent" if parent is not None else "summary" if origin else "main"
     return SyncState(
         thread_id=str(thread_id),
@@ -69,11 +69,21 @@ def _state(row: tuple[object, ...]) -> SyncState:
         stuck_v=None if stuck is None else int(stuck),  # type: ignore[call-overload]
         merged_at=None if merged is None else int(merged),  # type: ignore[call-overload]
         conflict=None if conflict is None else str(conflict),
+        files_synced=int(files),  # type: ignore[call-overload]
     )
 
 
 def pending(conn: sqlite3.Connection) -> list[SyncState]:
     rows = conn.execute(_STATE.format(source="threads t") + _PENDING).fetchall()
+    return [_state(row) for row in rows]
+
+
+def file_backlog(conn: sqlite3.Connection) -> list[SyncState]:
+    backlog = (
+        " WHERE s.synced_v > 0 AND EXISTS (SELECT 1 FROM file_changes f"
+        " WHERE f.thread_id = t.id AND f.seq > s.files_synced)"
+    )
+    rows = conn.execute(_STATE.format(source="threads t") + backlog).fetchall()
     return [_state(row) for row in rows]
 
 
@@ -140,7 +150,7 @@ def update(conn: sqlite3.Connection, change: SyncUpdate) -> None:
     sets: list[str] = []
     values: list[object] = []
     if change.reset:
-        sets.append("synced_v = 0, remote_v = 0")
+        sets.append("synced_v = 0, remote_v = 0, files_synced = 0")
     if change.synced_v is not None:
         sets.append("synced_v = ?")
         values.append(change.synced_v)
@@ -156,6 +166,9 @@ def update(conn: sqlite3.Connection, change: SyncUpdate) -> None:
     if change.merged is not None:
         sets.append("merged_at = ?")
         values.append(now_ms() if change.merged else None)
+    if change.files_synced is not None:
+        sets.append("files_synced = ?")
+        values.append(change.files_synced)
     if change.conflict is not None:
         sets.append("conflict = ?, conflict_v = (SELECT v FROM threads WHERE id = thread_id)")
         values.append(change.conflict)

@@ -49,7 +49,8 @@ class SyncState:
     locally; ``pending_since`` is the commit time (ms) of its oldest pending
     delta; ``next_attempt`` (ms) is when a failed thread is tried again;
     ``stuck_v`` is the local version a non-retryable failure refused (it is
-    tried again once the thread changes)."""
+    tried again once the thread changes); ``files_synced`` how many of its
+    file changes (``1..files_synced``) the server has too."""
 
     thread_id: str
     local_v: int
@@ -63,6 +64,7 @@ class SyncState:
     stuck_v: int | None = None
     merged_at: int | None = None
     conflict: str | None = None
+    files_synced: int = 0
 
     @property
     def pending(self) -> bool:
@@ -114,6 +116,7 @@ class SyncUpdate:
     merged: bool | None = None
     reset: bool = False
     conflict: str | None = None
+    files_synced: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +187,11 @@ class SyncLedger(ThreadLog):
         """In one transaction: apply each of ``pulled`` (see :class:`PulledThread`;
         an append that meets a local change is only noted), and store ``cursor``
         as server ``remote`` 's feed cursor (unless ``None``)."""
+
+    @abc.abstractmethod
+    async def sync_file_backlog(self) -> list[SyncState]:
+        """The threads on the server (``synced_v > 0``) whose local file log
+        holds changes past their ``files_synced``."""
 
     @abc.abstractmethod
     async def sync_deletes(self) -> list[PendingDelete]:

@@ -87,6 +87,7 @@ from threadline.recorders.sync_state import (
 from threadline.retry import with_retry
 from threadline.sync import protocol as wire
 from threadline.sync.client import RemoteRecorder
+from threadline.sync.file_sync import FileSync
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ class SyncReport:
     pulled: int = 0
     deltas_pulled: int = 0
     merged: list[str] = field(default_factory=list)
+    files_pushed: int = 0
+    files_pulled: int = 0
     deleted: int = 0
     conflicts: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -174,7 +177,15 @@ class SyncReport:
     @property
     def changed(self) -> bool:
         """Whether the round moved anything in either direction."""
-        return bool(self.pushed or self.pulled or self.merged or self.deleted or self.conflicts)
+        return bool(
+            self.pushed
+            or self.pulled
+            or self.merged
+            or self.deleted
+            or self.conflicts
+            or self.files_pushed
+            or self.files_pulled
+        )
 
 
 def _reason(exc: BaseException) -> str:
@@ -224,6 +235,8 @@ class SyncService:
         self._sleep = sleep
         self._on_local_change = on_local_change
         self._on_event = on_event
+        self._files = FileSync(local, remote, self._request)
+        self._applied: list[str] = []
         self._round = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -270,9 +283,14 @@ class SyncService:
         """One round: pull, then push (with merges); see the module docstring."""
         async with self._round:
             report = SyncReport()
+            self._applied = []
             await self._pull(report)
             await self._push_deletes(report)
             await self._push(report)
+            report.files_pushed, failed = await self._files.push()
+            report.failed.update(failed)
+            report.files_pulled, failed = await self._files.pull(self._applied)
+            report.failed.update(failed)
             self.last_report = report
             return report
 
@@ -295,6 +313,7 @@ class SyncService:
         if item.deleted:
             self._changed(item.thread_id, THREAD_DELETED, item.base)
         else:
+            self._applied.append(item.thread_id)
             kind = THREAD_CREATED if item.base == 0 else THREAD_UPDATED
             self._changed(item.thread_id, kind, item.base + len(item.deltas))
 
