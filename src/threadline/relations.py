@@ -69,13 +69,20 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+HELD_BACK = "not synced (policy: sub-agent, memory only)"
+"""Why a linked sub-agent thread that was neither deleted nor archived is not
+here: its persistence policy kept it in the memory of the machine it ran on."""
+
+
 class MissingThread(_Frozen):
-    """A thread that another one links to but that is not there: deleted, or
-    ``archived`` (then reading it restores it)."""
+    """A thread that another one links to but that is not there: deleted,
+    ``archived`` (then reading it restores it), or ``held_back`` (why: a
+    sub-agent thread its policy never let leave the memory of its machine)."""
 
     id: str
     relation: Relation  # what it is to the thread that links to it
     archived: bool = False
+    held_back: str | None = None
 
 
 class RelatedThreads(_Frozen):
@@ -96,7 +103,7 @@ class RelatedThreads(_Frozen):
 
 class TreeNode(_Frozen):
     """One thread of a :class:`ThreadTree`; ``head`` is ``None`` if it is missing
-    (deleted, or ``archived``)."""
+    (deleted, ``archived``, or ``held_back``: see :class:`MissingThread`)."""
 
     id: str
     parent_id: str | None
@@ -105,6 +112,7 @@ class TreeNode(_Frozen):
     head: ThreadHead | None
     children: tuple[str, ...]  # ids of the nodes under it, sub-agents first
     archived: bool = False
+    held_back: str | None = None
 
     @property
     def missing(self) -> bool:
@@ -231,8 +239,16 @@ async def get_related_threads(store: ThreadStore, thread_id: str) -> RelatedThre
     wanted += [("child", i) for i in head.child_thread_ids]
     found = await recorder.heads_many([i for _, i in wanted]) if wanted else {}
     absent = [(r, i) for r, i in wanted if i not in found]
-    archived = await _archived_among(recorder, thread_id, absent)
-    missing = [MissingThread(id=i, relation=r, archived=i in archived) for r, i in absent]
+    graph = await _absent_graph(recorder, thread_id, absent)
+    missing = [
+        MissingThread(
+            id=i,
+            relation=r,
+            archived=i in graph.archived,
+            held_back=_held_back(i, r, graph),
+        )
+        for r, i in absent
+    ]
     return RelatedThreads(
         thread=head,
         parent=found.get(head.parent_thread_id or ""),
@@ -243,21 +259,24 @@ async def get_related_threads(store: ThreadStore, thread_id: str) -> RelatedThre
     )
 
 
-async def _archived_among(
+async def _absent_graph(
     recorder: ThreadLog, thread_id: str, absent: list[tuple[Relation, str]]
-) -> set[str]:
-    """Which of the ``absent`` relatives of ``thread_id`` are archived (not gone):
-    from the archive ledger, or from the link graphs a backend without one (the
-    HTTP client: the server's ledger) reports."""
-    if not absent:
-        return set()
-    if isinstance(recorder, ArchiveLedger):
-        return {i for _, i in absent if await recorder.archived(i) is not None}
+) -> LinkGraph:
+    """What is known of the ``absent`` relatives of ``thread_id``: which are
+    archived (from the archive ledger, or the link graphs of a backend without
+    one: the HTTP client reports the server's) and which were deleted (the link
+    graphs'). Without a link index, every absent one counts as deleted."""
+    ids = {i for _, i in absent}
+    if not ids:
+        return LinkGraph((), {})
     if not isinstance(recorder, LinkIndex):
-        return set()
+        return LinkGraph((), {}, deleted=frozenset(ids))
     down = await recorder.subtree(thread_id)
     up = await recorder.ancestry(thread_id)
-    return {i for _, i in absent if i in down.archived or i in up.archived}
+    archived = (down.archived | up.archived) & ids
+    if isinstance(recorder, ArchiveLedger):
+        archived = frozenset([i for i in ids if await recorder.archived(i) is not None])
+    return LinkGraph((), {}, archived, (down.deleted | up.deleted) & ids)
 
 
 def _ordered_links(graph: LinkGraph, parent_id: str, links: list[ThreadLink]) -> list[ThreadLink]:
@@ -279,6 +298,15 @@ def _ordered_links(graph: LinkGraph, parent_id: str, links: list[ThreadLink]) ->
             link.child_id,
         ),
     )
+
+
+def _held_back(thread_id: str, kind: str, graph: LinkGraph) -> str | None:
+    """:data:`HELD_BACK` for a missing sub-agent that was neither deleted nor archived."""
+    if kind != "child" or thread_id in graph.heads:
+        return None
+    if thread_id in graph.archived or thread_id in graph.deleted:
+        return None
+    return HELD_BACK
 
 
 def build_tree(root_id: str, graph: LinkGraph) -> ThreadTree:
@@ -315,6 +343,7 @@ def build_tree(root_id: str, graph: LinkGraph) -> ThreadTree:
                 head=graph.heads.get(current),
                 children=tuple(children[current]),
                 archived=current in graph.archived,
+                held_back=_held_back(current, kind, graph),
             )
         )
         stack.extend(reversed(children[current]))

@@ -128,6 +128,9 @@ def sync_kinds(
     }
 
 
+_EXPIRED_KEPT = 100_000  # expired memory-only ids remembered (their links say "held back")
+
+
 @dataclass(frozen=True)
 class MemoryLimits:
     """Bounds of the memory tier: threads held, and their estimated size."""
@@ -290,6 +293,9 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         self.stats = TierStats()
         self._ephemeral = MemoryRecorder()
         self._ephemeral_ids: set[str] = set()
+        # Memory-only threads that expired (not deleted by a user): held back.
+        self._expired: set[str] = set()
+        self._ephemeral_used = False  # its tombstones tell deleted from expired
         self.events = EventBus()
         """What the sync changed here (pulled, merged, deleted), as the events a
         local change raises; a :class:`~threadline.store.ThreadStore` over this
@@ -374,6 +380,9 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
             self._ephemeral_ids.discard(thread_id)
             await self._ephemeral.delete(thread_id)
             self.stats.lost += 1
+            if len(self._expired) >= _EXPIRED_KEPT:
+                self._expired.clear()
+            self._expired.add(thread_id)
 
     def _ephemeral_create(self, thread_id: str, expected: int, deltas: Sequence[Delta]) -> bool:
         """Whether this append creates a memory-only thread."""
@@ -407,6 +416,7 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
     def _track_ephemeral(self, thread_id: str, deltas: Sequence[Delta], created: bool) -> None:
         if created:
             self._ephemeral_ids.add(thread_id)
+            self._ephemeral_used = True
             create = deltas[0]
             assert isinstance(create, ThreadCreate)
             ttl = self.policies[thread_kind(create)].memory_ttl
@@ -693,10 +703,12 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         """Links reachable from ``thread_id`` through both tiers (a link may be
         recorded by a thread in either)."""
         tiers: tuple[ThreadRecorder, ...] = (self.local, self._ephemeral)
-        if not self._ephemeral_ids:
+        if not self._ephemeral_ids and not self._ephemeral_used:
             tiers = (self.local,)
         links: dict[ThreadLink, None] = {}
         heads: dict[str, ThreadHead] = {}
+        archived: set[str] = set()
+        deleted: set[str] = set()  # by a user: an expired memory-only thread is not
         expanded: list[set[str]] = [set() for _ in tiers]
         waiting = [thread_id]
         while waiting:
@@ -711,8 +723,15 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
                     reached.add(link.child_id if down else link.parent_id)
                 done |= reached
                 heads.update(graph.heads)
+                archived |= graph.archived
+                deleted |= graph.deleted - self._expired
                 waiting += [n for n in reached if any(n not in other for other in expanded)]
-        return LinkGraph(tuple(links), heads)
+        return LinkGraph(
+            tuple(links),
+            heads,
+            frozenset(archived - heads.keys()),
+            frozenset(deleted - heads.keys()),
+        )
 
     async def subtree(self, thread_id: str) -> LinkGraph:
         return await self._walk(thread_id, down=True)

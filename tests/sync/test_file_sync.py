@@ -57,7 +57,7 @@ async def test_file_changes_travel_with_their_thread_and_only_missing_contents_a
         )
         report = await a.sync.sync_once()
         assert (report.files_pushed, report.failed) == (2, {})
-        assert [c.seq for c in (await server.remote_file_changes("T")).changes] == [1, 2]
+        assert [c.seq for c in (await server.read_file_log("T")).changes] == [1, 2]
         # A second change: only its new content (a delta of ONE) travels.
         await a.append("T", 1, [MessageDelta.of(Message(id="M-1", role="user", content="go"))])
         await a.record_file_changes("T", [change("op-2", "a.txt", ONE, TWO)], [TWO])

@@ -100,7 +100,7 @@ async def test_every_thread_is_the_same_on_a_the_server_and_b(
             on_server = await server.head(thread_id)
             assert on_server is not None
             assert on_server.message_count == mine[0]
-            assert (await server.remote_file_changes(thread_id)).changes == mine[4]
+            assert (await server.read_file_log(thread_id)).changes == mine[4]
         states = await b_local.sync_states(ids)
         assert {s.status for s in states.values()} == {"synced"}
 

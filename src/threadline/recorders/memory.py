@@ -268,7 +268,13 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
             frontier = following
         heads = {i: self._threads[i].head for i in seen if i in self._threads}
         links = tuple(dict.fromkeys(reached))
-        return LinkGraph(links, heads, frozenset(seen & self._archived.keys()))
+        archived = frozenset(seen & self._archived.keys())
+        deleted = frozenset(
+            i
+            for i in seen - heads.keys() - archived
+            if (tomb := self._feed.get(i)) is not None and tomb.deleted
+        )
+        return LinkGraph(links, heads, archived, deleted)
 
     async def subtree(self, thread_id: str) -> LinkGraph:
         self._check_open()

@@ -526,7 +526,10 @@ class PostgresRecorder(ThreadRecorder):
         if not absent:
             return graph
         rows = await conn.fetch(sql.ARCHIVED_AMONG, self.workspace, absent)
-        return LinkGraph(graph.links, graph.heads, frozenset(row[0] for row in rows))
+        archived = frozenset(row[0] for row in rows)
+        gone = [i for i in absent if i not in archived]
+        rows = await conn.fetch(sql.DELETED_AMONG, self.workspace, gone) if gone else []
+        return LinkGraph(graph.links, graph.heads, archived, frozenset(row[0] for row in rows))
 
     async def usage_rollup(
         self, thread_ids: Sequence[str] | None = None, *, subtrees: bool = False

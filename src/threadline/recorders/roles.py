@@ -86,11 +86,15 @@ class ThreadLink:
 class LinkGraph:
     """Links reachable from a thread, and the head of every linked thread that
     is active (a deleted one has none: report it missing, do not fail);
-    ``archived`` names the linked threads that are archived rather than gone."""
+    ``archived`` names the linked threads that are archived rather than gone,
+    ``deleted`` those deleted here (a tombstone in the change feed). A linked
+    thread in none of these never reached this store: a sub-agent thread held
+    back by its persistence policy (memory only, on the machine it ran on)."""
 
     links: tuple[ThreadLink, ...]
     heads: dict[str, ThreadHead]
     archived: frozenset[str] = frozenset()
+    deleted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -251,7 +251,7 @@ class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
 
     # -- file changes (threadline.sync.files_wire) ------------------------------
 
-    async def remote_file_changes(self, thread_id: str, *, after: int = 0) -> fw.FileChangesPage:
+    async def read_file_log(self, thread_id: str, *, after: int = 0) -> fw.FileChangesPage:
         """The server's file changes of the thread after ``after`` (a page) and
         how many it holds; :class:`ThreadNotFound` if it has no such thread."""
         found = await self._get(_path(thread_id) + "/files", fw.FileChangesPage, after=after)
@@ -417,6 +417,7 @@ class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
             tuple(ThreadLink(link.parent_id, link.child_id, link.kind) for link in found.links),
             dict(found.heads),
             frozenset(found.archived),
+            frozenset(found.deleted),
         )
 
     async def subtree(self, thread_id: str) -> LinkGraph:

@@ -114,7 +114,7 @@ class FileSync:
     async def _pull_one(self, files: FileLog, state: SyncState) -> int:
         thread_id = state.thread_id
         local = len(await files.file_changes(thread_id))
-        page = await self._request(lambda: self.remote.remote_file_changes(thread_id, after=local))
+        page = await self._request(lambda: self.remote.read_file_log(thread_id, after=local))
         if not page.changes:
             return 0
         if local != state.files_synced:

@@ -131,6 +131,7 @@ def _wire_graph(thread_id: str, graph: LinkGraph) -> wire.WireGraph:
         ],
         heads=graph.heads,
         archived=sorted(graph.archived),
+        deleted=sorted(graph.deleted),
     )
 
 
