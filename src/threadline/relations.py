@@ -37,7 +37,14 @@ from threadline.errors import ThreadNotFound, VersionConflict
 from threadline.events import THREAD_CREATED, THREAD_UPDATED, ThreadEvent
 from threadline.ids import new_thread_id
 from threadline.model import Message, Thread, ThreadHead
-from threadline.recorders.roles import ArchiveLedger, LinkGraph, ThreadLink, link_index
+from threadline.recorders.roles import (
+    ArchiveLedger,
+    LinkGraph,
+    LinkIndex,
+    ThreadLink,
+    ThreadLog,
+    link_index,
+)
 
 if TYPE_CHECKING:
     from threadline.store import ThreadStore
@@ -62,13 +69,20 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+HELD_BACK = "not synced (policy: sub-agent, memory only)"
+"""Why a linked sub-agent thread that was neither deleted nor archived is not
+here: its persistence policy kept it in the memory of the machine it ran on."""
+
+
 class MissingThread(_Frozen):
-    """A thread that another one links to but that is not there: deleted, or
-    ``archived`` (then reading it restores it)."""
+    """A thread that another one links to but that is not there: deleted,
+    ``archived`` (then reading it restores it), or ``held_back`` (why: a
+    sub-agent thread its policy never let leave the memory of its machine)."""
 
     id: str
     relation: Relation  # what it is to the thread that links to it
     archived: bool = False
+    held_back: str | None = None
 
 
 class RelatedThreads(_Frozen):
@@ -89,7 +103,7 @@ class RelatedThreads(_Frozen):
 
 class TreeNode(_Frozen):
     """One thread of a :class:`ThreadTree`; ``head`` is ``None`` if it is missing
-    (deleted, or ``archived``)."""
+    (deleted, ``archived``, or ``held_back``: see :class:`MissingThread`)."""
 
     id: str
     parent_id: str | None
@@ -98,6 +112,7 @@ class TreeNode(_Frozen):
     head: ThreadHead | None
     children: tuple[str, ...]  # ids of the nodes under it, sub-agents first
     archived: bool = False
+    held_back: str | None = None
 
     @property
     def missing(self) -> bool:
@@ -223,14 +238,16 @@ async def get_related_threads(store: ThreadStore, thread_id: str) -> RelatedThre
     wanted += [("summary", i) for i in head.summary_thread_ids]
     wanted += [("child", i) for i in head.child_thread_ids]
     found = await recorder.heads_many([i for _, i in wanted]) if wanted else {}
-    # A backend without an archive ledger (the HTTP client) archives nothing here.
-    ledger = recorder if isinstance(recorder, ArchiveLedger) else None
+    absent = [(r, i) for r, i in wanted if i not in found]
+    graph = await _absent_graph(recorder, thread_id, absent)
     missing = [
         MissingThread(
-            id=i, relation=r, archived=ledger is not None and await ledger.archived(i) is not None
+            id=i,
+            relation=r,
+            archived=i in graph.archived,
+            held_back=_held_back(i, r, graph),
         )
-        for r, i in wanted
-        if i not in found
+        for r, i in absent
     ]
     return RelatedThreads(
         thread=head,
@@ -240,6 +257,26 @@ async def get_related_threads(store: ThreadStore, thread_id: str) -> RelatedThre
         children=tuple(found[i] for i in head.child_thread_ids if i in found),
         missing=tuple(missing),
     )
+
+
+async def _absent_graph(
+    recorder: ThreadLog, thread_id: str, absent: list[tuple[Relation, str]]
+) -> LinkGraph:
+    """What is known of the ``absent`` relatives of ``thread_id``: which are
+    archived (from the archive ledger, or the link graphs of a backend without
+    one: the HTTP client reports the server's) and which were deleted (the link
+    graphs'). Without a link index, every absent one counts as deleted."""
+    ids = {i for _, i in absent}
+    if not ids:
+        return LinkGraph((), {})
+    if not isinstance(recorder, LinkIndex):
+        return LinkGraph((), {}, deleted=frozenset(ids))
+    down = await recorder.subtree(thread_id)
+    up = await recorder.ancestry(thread_id)
+    archived = (down.archived | up.archived) & ids
+    if isinstance(recorder, ArchiveLedger):
+        archived = frozenset([i for i in ids if await recorder.archived(i) is not None])
+    return LinkGraph((), {}, archived, (down.deleted | up.deleted) & ids)
 
 
 def _ordered_links(graph: LinkGraph, parent_id: str, links: list[ThreadLink]) -> list[ThreadLink]:
@@ -261,6 +298,15 @@ def _ordered_links(graph: LinkGraph, parent_id: str, links: list[ThreadLink]) ->
             link.child_id,
         ),
     )
+
+
+def _held_back(thread_id: str, kind: str, graph: LinkGraph) -> str | None:
+    """:data:`HELD_BACK` for a missing sub-agent that was neither deleted nor archived."""
+    if kind != "child" or thread_id in graph.heads:
+        return None
+    if thread_id in graph.archived or thread_id in graph.deleted:
+        return None
+    return HELD_BACK
 
 
 def build_tree(root_id: str, graph: LinkGraph) -> ThreadTree:
@@ -297,6 +343,7 @@ def build_tree(root_id: str, graph: LinkGraph) -> ThreadTree:
                 head=graph.heads.get(current),
                 children=tuple(children[current]),
                 archived=current in graph.archived,
+                held_back=_held_back(current, kind, graph),
             )
         )
         stack.extend(reversed(children[current]))

@@ -58,6 +58,7 @@ from threadline.recorders.roles import (
 from threadline.recorders.sqlite import SqliteRecorder
 from threadline.recorders.sqlite_writer import Synchronous
 from threadline.search import SearchHit
+from threadline.tiered import TieredStore
 from threadline.writer import Modifier, ThreadWriter, call_modifier, message_delta
 
 _T = TypeVar("_T")
@@ -122,6 +123,8 @@ class ThreadStore:
         self._restore_on_read = restore_on_read
         self._lifecycle: Lifecycle | None = None
         self.events = EventBus()
+        if isinstance(recorder, TieredStore):  # threads changed by the sync, as local changes
+            recorder.events.subscribe(self.events.emit)
         self._writers: dict[str, ThreadWriter] = {}
         self._closed = False
 
@@ -378,9 +381,30 @@ class ThreadStore:
             except VersionConflict:
                 continue
 
-    async def delete_thread(self, thread_id: str) -> None:
-        """Delete a thread and its whole log. Refused while a writer holds it."""
+    async def delete_thread(self, thread_id: str, *, tree: bool = False) -> list[str]:
+        """Delete a thread and its whole log; with ``tree``, also every sub-agent
+        and summary thread under it, at any depth (the deepest first; linked
+        threads already gone are skipped). Returns the ids deleted, the thread
+        itself last. Refused while a writer holds any of them.
+
+        On a :class:`~threadline.tiered.TieredStore` that syncs, the delete
+        travels to the server and the other replicas, unless the server changed
+        the thread after the version this replica had (see docs/sync.md)."""
         self._check_open()
+        if not tree:
+            await self._delete_one(thread_id)
+            return [thread_id]
+        nodes = (await self.get_thread_tree(thread_id)).nodes
+        below = [n.id for n in sorted(nodes[1:], key=lambda n: -n.depth) if n.head is not None]
+        for node_id in (*below, thread_id):
+            if node_id in self._writers:
+                raise WriterBusy(node_id)
+        for node_id in below:
+            await self._delete_one(node_id)
+        await self._delete_one(thread_id)
+        return [*below, thread_id]
+
+    async def _delete_one(self, thread_id: str) -> None:
         if thread_id in self._writers:
             raise WriterBusy(thread_id)
         lease = self.recorder.acquire_lease(thread_id)

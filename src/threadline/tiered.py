@@ -51,6 +51,7 @@ import orjson
 
 from threadline.deltas import Delta, MessageDelta, ThreadCreate, fold
 from threadline.errors import ThreadExists, ThreadlineError
+from threadline.events import EventBus
 from threadline.ids import now_ms
 from threadline.model import Message, Thread, ThreadHead
 from threadline.planner import UsageRow
@@ -107,11 +108,28 @@ class PersistencePolicy:
 
 
 DEFAULT_POLICIES: Mapping[ThreadKind, PersistencePolicy] = {
-    "subagent": PersistencePolicy(memory_ttl=60.0, local=False, remote=DEFAULT_REMOTE["subagent"]),
+    "subagent": PersistencePolicy(memory_ttl=60.0, local=False, remote=None),
     "summary": PersistencePolicy(memory_ttl=3600.0, local=True, remote=DEFAULT_REMOTE["summary"]),
     "main": PersistencePolicy(memory_ttl=300.0, local=True, remote=DEFAULT_REMOTE["main"]),
 }
 """The spec's persistence strategy (see the module docstring's table)."""
+
+
+def sync_kinds(
+    policies: Mapping[ThreadKind, PersistencePolicy],
+) -> dict[ThreadKind, RemoteSync | None]:
+    """How the locally stored threads of each kind sync: as their policy says;
+    for a kind whose policy keeps it out of the local store (live sub-agents,
+    memory only), the threads of it found there anyway were written there
+    directly (an imported session: history), and sync as
+    :data:`~threadline.sync.service.DEFAULT_REMOTE` says (with their root)."""
+    return {
+        kind: policy.remote if policy.local else DEFAULT_REMOTE[kind]
+        for kind, policy in policies.items()
+    }
+
+
+_EXPIRED_KEPT = 100_000  # expired memory-only ids remembered (their links say "held back")
 
 
 @dataclass(frozen=True)
@@ -276,16 +294,24 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         self.stats = TierStats()
         self._ephemeral = MemoryRecorder()
         self._ephemeral_ids: set[str] = set()
+        # Memory-only threads that expired (not deleted by a user): held back.
+        self._expired: set[str] = set()
+        self._ephemeral_used = False  # its tombstones tell deleted from expired
+        self.events = EventBus()
+        """What the sync changed here (pulled, merged, deleted), as the events a
+        local change raises; a :class:`~threadline.store.ThreadStore` over this
+        store re-emits them on its own bus."""
         self.sync: SyncService | None = None
         if remote is not None:
             self.sync = SyncService(
                 local,
                 remote,
-                kinds={kind: policy.remote for kind, policy in self.policies.items()},
+                kinds=sync_kinds(self.policies),
                 settings=sync_settings,
                 rng=sync_rng,
                 clock=sync_clock,
                 on_local_change=self.memory.drop,
+                on_event=self.events.emit,
             )
 
     @classmethod
@@ -295,18 +321,24 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         *,
         remote_url: str | None = None,
         token: str | None = None,
-        policies: Mapping[ThreadKind, PersistencePolicy] = DEFAULT_POLICIES,
+        policies: Mapping[ThreadKind, PersistencePolicy] | None = None,
         memory: MemoryLimits | None = None,
         sync_settings: SyncSettings | None = None,
         start_sync: bool = True,
     ) -> TieredStore:
         """A tiered store over the SQLite file ``path`` (default: the store under
         ``$THREADLINE_HOME``) and, with ``remote_url`` and ``token``, the sync
-        server there, whose sync loop is started unless ``start_sync`` is false."""
+        server there, whose sync loop is started unless ``start_sync`` is false.
+        ``policies`` default to :data:`DEFAULT_POLICIES` with the sub-agent
+        policy of ``$THREADLINE_HOME/sync.toml`` if it sets one."""
         import asyncio
 
         from threadline.recorders.sqlite import SqliteRecorder
         from threadline.store import default_db_path
+        from threadline.sync.status import SyncConfig
+
+        if policies is None:
+            policies = SyncConfig.resolve().policies()
 
         local = await asyncio.to_thread(SqliteRecorder, path or default_db_path())
         remote = None
@@ -349,6 +381,9 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
             self._ephemeral_ids.discard(thread_id)
             await self._ephemeral.delete(thread_id)
             self.stats.lost += 1
+            if len(self._expired) >= _EXPIRED_KEPT:
+                self._expired.clear()
+            self._expired.add(thread_id)
 
     def _ephemeral_create(self, thread_id: str, expected: int, deltas: Sequence[Delta]) -> bool:
         """Whether this append creates a memory-only thread."""
@@ -382,6 +417,7 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
     def _track_ephemeral(self, thread_id: str, deltas: Sequence[Delta], created: bool) -> None:
         if created:
             self._ephemeral_ids.add(thread_id)
+            self._ephemeral_used = True
             create = deltas[0]
             assert isinstance(create, ThreadCreate)
             ttl = self.policies[thread_kind(create)].memory_ttl
@@ -515,13 +551,14 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         await self._collect()
         return results
 
-    async def delete(self, thread_id: str) -> bool:
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
         if self._is_ephemeral(thread_id):
+            found = await self._ephemeral.delete(thread_id, version=version)
             self._ephemeral_ids.discard(thread_id)
             self.memory.drop(thread_id)
-            return await self._ephemeral.delete(thread_id)
+            return found
         self.memory.drop(thread_id)
-        return await self.local.delete(thread_id)
+        return await self.local.delete(thread_id, version=version)
 
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
         results: list[bool] = []
@@ -667,10 +704,12 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         """Links reachable from ``thread_id`` through both tiers (a link may be
         recorded by a thread in either)."""
         tiers: tuple[ThreadRecorder, ...] = (self.local, self._ephemeral)
-        if not self._ephemeral_ids:
+        if not self._ephemeral_ids and not self._ephemeral_used:
             tiers = (self.local,)
         links: dict[ThreadLink, None] = {}
         heads: dict[str, ThreadHead] = {}
+        archived: set[str] = set()
+        deleted: set[str] = set()  # by a user: an expired memory-only thread is not
         expanded: list[set[str]] = [set() for _ in tiers]
         waiting = [thread_id]
         while waiting:
@@ -685,8 +724,15 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
                     reached.add(link.child_id if down else link.parent_id)
                 done |= reached
                 heads.update(graph.heads)
+                archived |= graph.archived
+                deleted |= graph.deleted - self._expired
                 waiting += [n for n in reached if any(n not in other for other in expanded)]
-        return LinkGraph(tuple(links), heads)
+        return LinkGraph(
+            tuple(links),
+            heads,
+            frozenset(archived - heads.keys()),
+            frozenset(deleted - heads.keys()),
+        )
 
     async def subtree(self, thread_id: str) -> LinkGraph:
         return await self._walk(thread_id, down=True)

@@ -104,6 +104,15 @@ class TieredFileLog(TierAccess, FileLog):
             thread_id, changes, contents, rollback=rollback
         )
 
+    async def copy_file_changes(
+        self,
+        thread_id: str,
+        after: int,
+        changes: Sequence[FileChange],
+        contents: Sequence[StoredContent],
+    ) -> int:
+        return await self._tier(thread_id).copy_file_changes(thread_id, after, changes, contents)
+
     async def file_changes(
         self,
         thread_id: str,

@@ -18,6 +18,7 @@ from threadline.errors import (
     OperationNotFound,
     StoreClosed,
     ThreadNotFound,
+    VersionConflict,
 )
 from threadline.files.contents import decode_chain, encode
 from threadline.files.log import (
@@ -66,6 +67,30 @@ class FileLogContract(abc.ABC):
         await recorder.append("T-1", 0, [ThreadCreate(id="T-1", created=1)])
         yield recorder
         await recorder.close()
+
+    async def test_copied_changes_are_stored_as_they_were_only_after_the_log_they_saw(
+        self, recorder: FileLog
+    ) -> None:
+        source = await recorder.record_file_changes(
+            "T-1",
+            [change("op-1", "a.txt", None, ONE), change("op-1", "a.txt", ONE, TWO)],
+            [ONE, TWO],
+        )
+        await recorder.append("T-2", 0, [ThreadCreate(id="T-2", created=1)])
+        copied = [c.model_copy(update={"thread_id": "T-2", "at": 7}) for c in source]
+        four = encode(b"four\n")
+        unknown = copied[0].model_copy(update={"after": state(four)})
+        with pytest.raises(ContentMissing):
+            await recorder.copy_file_changes("T-2", 0, [unknown], [])
+        with pytest.raises(InvalidFileChange):
+            await recorder.copy_file_changes("T-2", 0, copied[1:], [ONE, TWO])
+        assert await recorder.copy_file_changes("T-2", 0, copied[:1], [ONE]) == 1
+        with pytest.raises(VersionConflict):
+            await recorder.copy_file_changes("T-2", 0, copied[1:], [])
+        assert await recorder.copy_file_changes("T-2", 1, copied[1:], [TWO]) == 2
+        assert await recorder.file_changes("T-2") == copied
+        with pytest.raises(ThreadNotFound):
+            await recorder.copy_file_changes("T-none", 0, copied[:1], [])
 
     async def test_changes_are_numbered_and_stamped_with_the_thread_version(
         self, recorder: FileLog

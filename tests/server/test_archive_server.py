@@ -368,3 +368,35 @@ async def test_a_server_without_cold_storage_says_how_to_give_it_one(
         assert "--archive-url" in refused.json()["message"]
         unknown = await http.post("/v1/threads/T-1/deltas", json=push_body(1, msg_delta(1)))
         assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+
+
+async def test_an_archived_relative_is_reported_archived_not_deleted(team: Team) -> None:
+    """Issue 14 item 8: on PostgreSQL and over HTTP, as on SQLite."""
+    from threadline.store import ThreadStore
+    from threadline.sync.client import RemoteRecorder
+
+    a = team.a
+    parent = await create(a, "T-p", messages=1)
+    for child, v in (("T-kept", parent["version"]), ("T-gone", parent["version"] + 1)):
+        await create(a, child, parent_thread_id="T-p")
+        await a.post("/v1/threads/T-p/deltas", push_body(v, ChildLinkDelta(thread_id=child)))
+    await a.post("/v1/archive", {"thread_ids": ["T-kept"]})
+    assert (await a.http.delete("/v1/threads/T-gone")).status_code == 204
+    graph = await a.get("/v1/threads/T-p/subtree")
+    assert graph["archived"] == ["T-kept"]
+    assert sorted(graph["heads"]) == ["T-p"]
+    store = ThreadStore(RemoteRecorder(team.url, a.token))
+    try:
+        related = await store.get_related_threads("T-p")
+        assert [(m.id, m.archived) for m in related.missing] == [
+            ("T-kept", True),
+            ("T-gone", False),
+        ]
+        tree = await store.get_thread_tree("T-p")
+        assert [(n.id, n.archived) for n in tree.nodes] == [
+            ("T-p", False),
+            ("T-kept", True),
+            ("T-gone", False),
+        ]
+    finally:
+        await store.close()

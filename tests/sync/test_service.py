@@ -188,7 +188,11 @@ async def test_a_thread_deleted_on_the_server_goes_here_unless_it_changed_here(
         kept = await server.load("T-2")  # pushed again whole
         assert kept is not None
         assert [m.id for m in kept.messages] == ["M-1"]
-        assert (await a.sync_states(["T-2"]))["T-2"].status == "synced"
+        # Kept, not silently: the status says the delete and the change crossed.
+        assert (await a.sync_states(["T-2"]))["T-2"].status == (
+            "conflict: deleted on the server while changed here: kept and pushed again"
+        )
+        assert report.conflicts == ["T-2"]
     finally:
         await server.close()
         await a.close()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import click
 from pydantic import ValidationError
 
-from threadline.cli import files, lifecycle, relations, server, sync
+from threadline.cli import deleting, files, lifecycle, relations, server, sync
 from threadline.cli.commands import cli
 from threadline.cli.importing import export_command, import_group, search_command
 from threadline.errors import ThreadlineError
@@ -32,6 +32,8 @@ for _command in relations.COMMANDS:  # tree, spawn, summarize, cost (cli/relatio
 for _command in files.COMMANDS:  # files, rollback (cli/files.py)
     cli.add_command(_command)
 for _command in sync.COMMANDS:  # sync (cli/sync.py)
+    cli.add_command(_command)
+for _command in deleting.COMMANDS:  # delete (cli/deleting.py)
     cli.add_command(_command)
 
 USAGE_ERROR = 2

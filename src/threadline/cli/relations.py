@@ -66,7 +66,10 @@ def _label(node: TreeNode, cost: CostLine | None) -> Text:
         text.append("sub-agent " if node.kind == "child" else "summary ", style="dim")
     if node.head is None:
         text.append(node.id, style="bold red")
-        text.append(" archived" if node.archived else " missing (deleted)", style="red")
+        if node.held_back is not None:
+            text.append(f" {node.held_back}", style="yellow")
+        else:
+            text.append(" archived" if node.archived else " missing (deleted)", style="red")
         return text
     text.append(node.head.title or "(untitled)", style=_KIND_STYLES[node.kind])
     text.append(f"  {node.id}", style="dim")

@@ -18,6 +18,7 @@ from threadline.store import default_db_path
 from threadline.sync.client import RemoteRecorder
 from threadline.sync.service import SyncReport, SyncService, SyncSettings
 from threadline.sync.status import SyncConfig, config_path
+from threadline.tiered import sync_kinds
 
 
 def _summary(report: SyncReport) -> str:
@@ -26,6 +27,10 @@ def _summary(report: SyncReport) -> str:
         f"pulled {report.pulled} thread(s) ({report.deltas_pulled} deltas)",
         f"merged {len(report.merged)}",
     ]
+    if report.deleted:
+        parts.append(f"deleted {report.deleted} on the server")
+    if report.conflicts:
+        parts.append(f"{len(report.conflicts)} conflict(s) kept (see the sync status)")
     if report.waiting:
         parts.append(f"{report.waiting} waiting to retry")
     if report.failed:
@@ -40,6 +45,10 @@ def _report_json(report: SyncReport) -> dict[str, object]:
         "pulled": report.pulled,
         "deltas_pulled": report.deltas_pulled,
         "merged": report.merged,
+        "files_pushed": report.files_pushed,
+        "files_pulled": report.files_pulled,
+        "deleted": report.deleted,
+        "conflicts": report.conflicts,
         "failed": report.failed,
         "waiting": report.waiting,
         "pull_error": report.pull_error,
@@ -93,7 +102,10 @@ def sync(
     async def session() -> int:
         local = await asyncio.to_thread(SqliteRecorder, settings.db or default_db_path())
         service = SyncService(
-            local, RemoteRecorder(server, secret), settings=SyncSettings(interval=interval)
+            local,
+            RemoteRecorder(server, secret),
+            kinds=sync_kinds(config.policies()),
+            settings=SyncSettings(interval=interval),
         )
         try:
             while True:

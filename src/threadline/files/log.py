@@ -14,6 +14,7 @@ is what "every change after this message" means.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -148,6 +149,20 @@ class NewRollback:
     after_message: str | None = None
 
 
+def check_copy(thread_id: str, after: int, changes: Sequence[FileChange]) -> None:
+    """Refuse copied ``changes`` that are not numbered ``after + 1 ...`` of ``thread_id``."""
+    from threadline.errors import InvalidFileChange
+
+    for number, change in enumerate(changes, start=after + 1):
+        if change.thread_id != thread_id or change.seq != number:
+            raise InvalidFileChange(
+                thread_id,
+                change.path,
+                f"copied change {change.seq} of {change.thread_id} is not change {number} "
+                f"of {thread_id}",
+            )
+
+
 # One stored change, in the column order both SQL backends use:
 # thread_id, seq, operation_id, path, before (hash, size, mode), after (hash,
 # size, mode), dirs (JSON), reverts (JSON), thread_version, at.
@@ -167,6 +182,14 @@ ChangeRow = tuple[
     int,
     int,
 ]
+
+
+def copied_row(change: FileChange) -> ChangeRow:
+    """The row a backend stores for a change copied from another replica, as it was."""
+    new = NewFileChange(
+        change.operation_id, change.path, change.before, change.after, change.dirs, change.reverts
+    )
+    return change_row(change.thread_id, change.seq, new, change.thread_version, change.at)
 
 
 def change_row(

@@ -152,8 +152,11 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
                 results.append(exc)
         return results
 
-    async def delete(self, thread_id: str) -> bool:
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
         self._check_open()
+        entry = self._threads.get(thread_id)
+        if entry is not None and version is not None and entry.head.v != version:
+            raise VersionConflict(thread_id, version, entry.head.v)
         return self._delete_published(thread_id)
 
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
@@ -270,7 +273,13 @@ class MemoryRecorder(MemoryFileMethods, ThreadRecorder):
             frontier = following
         heads = {i: self._threads[i].head for i in seen if i in self._threads}
         links = tuple(dict.fromkeys(reached))
-        return LinkGraph(links, heads, frozenset(seen & self._archived.keys()))
+        archived = frozenset(seen & self._archived.keys())
+        deleted = frozenset(
+            i
+            for i in seen - heads.keys() - archived
+            if (tomb := self._feed.get(i)) is not None and tomb.deleted
+        )
+        return LinkGraph(links, heads, archived, deleted)
 
     async def subtree(self, thread_id: str) -> LinkGraph:
         self._check_open()

@@ -13,7 +13,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from threadline.errors import ContentMissing, InvalidFileChange, OperationNotFound
+from threadline.errors import (
+    ContentMissing,
+    InvalidFileChange,
+    OperationNotFound,
+    VersionConflict,
+)
 from threadline.files.log import (
     ContentUsage,
     FileChange,
@@ -21,6 +26,7 @@ from threadline.files.log import (
     NewFileChange,
     NewRollback,
     StoredContent,
+    check_copy,
 )
 from threadline.ids import now_ms
 
@@ -94,6 +100,36 @@ class MemoryFileLog:
             for reverted in stored.reverts:
                 self.reverted_by.setdefault((thread_id, reverted), []).append(stored.seq)
         return recorded
+
+    def copy(
+        self,
+        thread_id: str,
+        after: int,
+        changes: Sequence[FileChange],
+        contents: Sequence[StoredContent],
+    ) -> int:
+        log = self.logs.get(thread_id, [])
+        if len(log) != after:
+            raise VersionConflict(thread_id, after, len(log))
+        check_copy(thread_id, after, changes)
+        given = {c.hash: c for c in contents}
+        needed = {c.base for c in contents if c.base is not None}
+        for change in changes:
+            needed.update(_hashes(change))
+        missing = sorted(h for h in needed if h not in self.contents and h not in given)
+        if missing:
+            raise ContentMissing(thread_id, missing)
+        for content in given.values():
+            if content.hash not in self.contents:
+                self.contents[content.hash] = content
+                if content.base is not None:
+                    self.references[content.base] += 1
+        self.logs.setdefault(thread_id, []).extend(changes)
+        for stored in changes:
+            self.references.update(_hashes(stored))
+            for reverted in stored.reverts:
+                self.reverted_by.setdefault((thread_id, reverted), []).append(stored.seq)
+        return after + len(changes)
 
     def changes(
         self, thread_id: str, operation_id: str | None, since_version: int | None
@@ -206,6 +242,17 @@ class MemoryFileMethods(abc.ABC):
         self._check_open()
         version = self._version(thread_id)
         return self._files.record(thread_id, version, changes, contents, rollback)
+
+    async def copy_file_changes(
+        self,
+        thread_id: str,
+        after: int,
+        changes: Sequence[FileChange],
+        contents: Sequence[StoredContent],
+    ) -> int:
+        self._check_open()
+        self._version(thread_id)
+        return self._files.copy(thread_id, after, changes, contents)
 
     async def file_changes(
         self,

@@ -421,11 +421,18 @@ class PostgresRecorder(ThreadRecorder):
             self._remember(thread_id, tid, head)
         return results
 
-    async def delete(self, thread_id: str) -> bool:
-        return (await self.delete_many([thread_id]))[0]
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
+        return (await self._delete([thread_id], version))[0]
 
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
+        return await self._delete(thread_ids, None)
+
+    async def _delete(self, thread_ids: Sequence[str], version: int | None) -> list[bool]:
         async with self._transaction() as conn:
+            if version is not None:  # one thread, locked until the delete commits
+                found = await conn.fetchval(sql.LOCK_THREAD_V, self.workspace, thread_ids[0])
+                if found is not None and found != version:
+                    raise VersionConflict(thread_ids[0], version, found)
             rows = await conn.fetch(sql.DELETE, self.workspace, list(thread_ids))
             gone = {row[0]: row[1] for row in rows}
             for thread_id in gone:
@@ -514,11 +521,25 @@ class PostgresRecorder(ThreadRecorder):
 
     async def subtree(self, thread_id: str) -> LinkGraph:
         async with self._conn() as conn:
-            return _graph(await conn.fetch(sql.SUBTREE, self.workspace, thread_id))
+            graph = _graph(await conn.fetch(sql.SUBTREE, self.workspace, thread_id))
+            return await self._with_archived(conn, graph)
 
     async def ancestry(self, thread_id: str) -> LinkGraph:
         async with self._conn() as conn:
-            return _graph(await conn.fetch(sql.ANCESTRY, self.workspace, thread_id))
+            graph = _graph(await conn.fetch(sql.ANCESTRY, self.workspace, thread_id))
+            return await self._with_archived(conn, graph)
+
+    async def _with_archived(self, conn: Connection, graph: LinkGraph) -> LinkGraph:
+        """``graph`` with its linked threads that are archived, not gone, named."""
+        ends = {end for link in graph.links for end in (link.parent_id, link.child_id)}
+        absent = sorted(ends - graph.heads.keys())
+        if not absent:
+            return graph
+        rows = await conn.fetch(sql.ARCHIVED_AMONG, self.workspace, absent)
+        archived = frozenset(row[0] for row in rows)
+        gone = [i for i in absent if i not in archived]
+        rows = await conn.fetch(sql.DELETED_AMONG, self.workspace, gone) if gone else []
+        return LinkGraph(graph.links, graph.heads, archived, frozenset(row[0] for row in rows))
 
     async def usage_rollup(
         self, thread_ids: Sequence[str] | None = None, *, subtrees: bool = False
@@ -692,6 +713,16 @@ class PostgresRecorder(ThreadRecorder):
     ) -> list[FileChange]:
         async with self._transaction() as conn:
             return await files.record(conn, self.workspace, thread_id, changes, contents, rollback)
+
+    async def copy_file_changes(
+        self,
+        thread_id: str,
+        after: int,
+        changes: Sequence[FileChange],
+        contents: Sequence[StoredContent],
+    ) -> int:
+        async with self._transaction() as conn:
+            return await files.copy(conn, self.workspace, thread_id, after, changes, contents)
 
     async def file_changes(
         self,

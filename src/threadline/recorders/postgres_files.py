@@ -19,7 +19,13 @@ import orjson
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
-from threadline.errors import ContentMissing, InvalidFileChange, OperationNotFound, ThreadNotFound
+from threadline.errors import (
+    ContentMissing,
+    InvalidFileChange,
+    OperationNotFound,
+    ThreadNotFound,
+    VersionConflict,
+)
 from threadline.files.log import (
     ContentUsage,
     FileChange,
@@ -30,6 +36,8 @@ from threadline.files.log import (
     StoredContent,
     change_row,
     change_type,
+    check_copy,
+    copied_row,
 )
 from threadline.ids import now_ms
 
@@ -197,6 +205,59 @@ async def record(
         ],
     )
     return [_change_of(row) for row in rows]
+
+
+async def copy(
+    conn: Conn,
+    workspace: str,
+    thread_id: str,
+    after: int,
+    changes: Sequence[FileChange],
+    contents: Sequence[StoredContent],
+) -> int:
+    version = await conn.fetchval(
+        "SELECT v FROM threads WHERE workspace = $1 AND id = $2 FOR UPDATE", workspace, thread_id
+    )
+    if version is None:
+        raise ThreadNotFound(thread_id)
+    last = await conn.fetchval(
+        "SELECT coalesce(max(seq), 0) FROM file_changes WHERE workspace = $1 AND thread_id = $2",
+        workspace,
+        thread_id,
+    )
+    if last != after:
+        raise VersionConflict(thread_id, after, last)
+    check_copy(thread_id, after, changes)
+    await conn.executemany(
+        "INSERT INTO file_contents (workspace, hash, size, base, depth, data) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        [(workspace, c.hash, c.size, c.base, c.depth, c.data) for c in contents],
+    )
+    needed = {c.base for c in contents if c.base is not None}
+    for change in changes:
+        needed.update(s.hash for s in (change.before, change.after) if s is not None)
+    stored = {
+        r[0]
+        for r in await conn.fetch(
+            "SELECT hash FROM file_contents WHERE workspace = $1 AND hash = ANY($2::text[])",
+            workspace,
+            sorted(needed),
+        )
+    }
+    missing = sorted(needed - stored)
+    if missing:
+        raise ContentMissing(thread_id, missing)
+    await conn.executemany(
+        f"INSERT INTO file_changes (workspace, {_COLUMNS}) VALUES "
+        f"({', '.join(f'${i}' for i in range(1, 16))})",
+        [(workspace, *copied_row(change)) for change in changes],
+    )
+    await conn.executemany(
+        "INSERT INTO file_reverts (workspace, thread_id, reverted_seq, seq) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        [(workspace, thread_id, reverted, c.seq) for c in changes for reverted in c.reverts],
+    )
+    return after + len(changes)
 
 
 async def changes(

@@ -541,6 +541,13 @@ WHERE d.tid = $1 AND d.v = t.v
 ADD_ARCHIVED = (
     "INSERT INTO archived_threads (workspace, id, last_activity, entry) VALUES ($1, $2, $3, $4)"
 )
+DELETED_AMONG = """
+SELECT thread_id FROM (
+    SELECT DISTINCT ON (thread_id) thread_id, deleted FROM changes
+    WHERE workspace = $1 AND thread_id = ANY($2::text[]) ORDER BY thread_id, seq DESC
+) last WHERE deleted
+"""
+ARCHIVED_AMONG = "SELECT id FROM archived_threads WHERE workspace = $1 AND id = ANY($2::text[])"
 TAKE_ARCHIVED = "DELETE FROM archived_threads WHERE workspace = $1 AND id = $2 RETURNING entry"
 ARCHIVED = "SELECT entry FROM archived_threads WHERE workspace = $1 AND id = $2"
 LIST_ARCHIVED = """

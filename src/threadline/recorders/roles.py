@@ -89,11 +89,15 @@ class ThreadLink:
 class LinkGraph:
     """Links reachable from a thread, and the head of every linked thread that
     is active (a deleted one has none: report it missing, do not fail);
-    ``archived`` names the linked threads that are archived rather than gone."""
+    ``archived`` names the linked threads that are archived rather than gone,
+    ``deleted`` those deleted here (a tombstone in the change feed). A linked
+    thread in none of these never reached this store: a sub-agent thread held
+    back by its persistence policy (memory only, on the machine it ran on)."""
 
     links: tuple[ThreadLink, ...]
     heads: dict[str, ThreadHead]
     archived: frozenset[str] = frozenset()
+    deleted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +231,13 @@ class ThreadLog(abc.ABC):
         last head of the previous page."""
 
     @abc.abstractmethod
-    async def delete(self, thread_id: str) -> bool:
-        """Remove the thread and its log. ``False`` if there was none."""
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
+        """Remove the thread and its log. ``False`` if there was none. With
+        ``version``, only if the thread is at that version (checked in the
+        delete's transaction), else :class:`VersionConflict`, nothing deleted.
+
+        On a local store that syncs, deleting a thread the server has leaves a
+        pending delete in its sync ledger, pushed by the next sync."""
 
     @abc.abstractmethod
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
@@ -397,8 +406,9 @@ class ArchiveLedger(ThreadLog):
 
 class FileLog(ThreadLog):
     """The files each thread's tool calls changed, their contents, and the
-    rollback journal (driven by :mod:`threadline.files`). File logs are local:
-    they are not synced."""
+    rollback journal (driven by :mod:`threadline.files`). The sync copies a
+    thread's file changes and their contents to the server and the other
+    replicas (:meth:`copy_file_changes`); rollbacks only happen where the files are."""
 
     @abc.abstractmethod
     async def record_file_changes(
@@ -423,6 +433,23 @@ class FileLog(ThreadLog):
         every content that no remaining change refers to and no remaining
         content uses as its base.
         """
+
+    @abc.abstractmethod
+    async def copy_file_changes(
+        self,
+        thread_id: str,
+        after: int,
+        changes: Sequence[FileChange],
+        contents: Sequence[StoredContent],
+    ) -> int:
+        """Store another replica's file changes of the thread as they are (their
+        numbers, thread versions and times), in one transaction: only if the
+        thread's file log holds exactly ``after`` changes (else
+        :class:`VersionConflict` with the number it holds) and ``changes`` are
+        numbered ``after + 1 ...`` (else :class:`InvalidFileChange`). Contents
+        as in :meth:`record_file_changes` (:class:`ContentMissing` for a hash
+        neither stored nor given). Returns how many changes the log holds now.
+        What the sync of file changes writes, on the server and on replicas."""
 
     @abc.abstractmethod
     async def file_changes(

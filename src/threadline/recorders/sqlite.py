@@ -62,8 +62,10 @@ from threadline.recorders.base import (
 from threadline.recorders.sqlite_writer import SqliteEngine, Synchronous
 from threadline.recorders.sync_state import (
     LocalRecorder,
+    PendingDelete,
     PulledThread,
     PullOutcome,
+    SyncFailure,
     SyncState,
     SyncUpdate,
 )
@@ -212,8 +214,22 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
             self._written_heads.clear()
         self._written_heads[thread_id] = (body, head)
 
-    async def delete(self, thread_id: str) -> bool:
-        return await self._submit(lambda conn: self._delete_published(conn, thread_id), write=True)
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
+        return await self._submit(
+            lambda conn: self._delete_local(conn, thread_id, version), write=True
+        )
+
+    @classmethod
+    def _delete_local(cls, conn: sqlite3.Connection, thread_id: str, version: int | None) -> bool:
+        """A delete made here: checked against ``version``, and remembered in the
+        sync ledger for the server (:func:`sqlite_sync.tombstone`)."""
+        row = conn.execute(sql.THREAD_V, (thread_id,)).fetchone()
+        if row is None:
+            return False
+        if version is not None and row[0] != version:
+            raise VersionConflict(thread_id, version, row[0])
+        sqlite_sync.tombstone(conn, thread_id)
+        return cls._delete_published(conn, thread_id)
 
     @classmethod
     def _delete_published(cls, conn: sqlite3.Connection, thread_id: str) -> bool:
@@ -420,6 +436,17 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
             write=True,
         )
 
+    async def sync_file_backlog(self) -> list[SyncState]:
+        return await self._submit(sqlite_sync.file_backlog, write=False)
+
+    async def sync_deletes(self) -> list[PendingDelete]:
+        return await self._submit(sqlite_sync.deletes, write=False)
+
+    async def settle_delete(self, thread_id: str, failure: SyncFailure | None = None) -> None:
+        await self._submit(
+            lambda conn: sqlite_sync.settle_delete(conn, thread_id, failure), write=True
+        )
+
     async def update_sync(self, updates: Sequence[SyncUpdate]) -> None:
         changes = list(updates)
 
@@ -506,7 +533,7 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
         ids = list(thread_ids)
         return await self._submit(
-            lambda conn: [self._delete_published(conn, thread_id) for thread_id in ids],
+            lambda conn: [self._delete_local(conn, thread_id, None) for thread_id in ids],
             write=True,
         )
 
@@ -556,6 +583,18 @@ class SqliteRecorder(SqliteEngine, LocalRecorder):
         new, stored = list(changes), list(contents)
         return await self._submit(
             lambda conn: sqlite_files.record(conn, thread_id, new, stored, rollback), write=True
+        )
+
+    async def copy_file_changes(
+        self,
+        thread_id: str,
+        after: int,
+        changes: Sequence[FileChange],
+        contents: Sequence[StoredContent],
+    ) -> int:
+        copied, stored = list(changes), list(contents)
+        return await self._submit(
+            lambda conn: sqlite_files.copy(conn, thread_id, after, copied, stored), write=True
         )
 
     async def file_changes(

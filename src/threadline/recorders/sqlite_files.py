@@ -25,7 +25,13 @@ from collections.abc import Sequence
 
 import orjson
 
-from threadline.errors import ContentMissing, InvalidFileChange, OperationNotFound, ThreadNotFound
+from threadline.errors import (
+    ContentMissing,
+    InvalidFileChange,
+    OperationNotFound,
+    ThreadNotFound,
+    VersionConflict,
+)
 from threadline.files.log import (
     ChangeRow,
     ContentUsage,
@@ -37,6 +43,8 @@ from threadline.files.log import (
     StoredContent,
     change_row,
     change_type,
+    check_copy,
+    copied_row,
 )
 from threadline.ids import now_ms
 
@@ -190,6 +198,43 @@ def record(
         ],
     )
     return [_change_of(row) for row in rows]
+
+
+def copy(
+    conn: sqlite3.Connection,
+    thread_id: str,
+    after: int,
+    changes: Sequence[FileChange],
+    contents: Sequence[StoredContent],
+) -> int:
+    if conn.execute("SELECT 1 FROM threads WHERE id = ?", (thread_id,)).fetchone() is None:
+        raise ThreadNotFound(thread_id)
+    last = conn.execute(
+        "SELECT COALESCE(MAX(seq), 0) FROM file_changes WHERE thread_id = ?", (thread_id,)
+    ).fetchone()[0]
+    if last != after:
+        raise VersionConflict(thread_id, after, last)
+    check_copy(thread_id, after, changes)
+    conn.executemany(
+        "INSERT OR IGNORE INTO file_contents (hash, size, base, depth, data) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(c.hash, c.size, c.base, c.depth, c.data) for c in contents],
+    )
+    needed = {c.base for c in contents if c.base is not None}
+    for change in changes:
+        needed.update(s.hash for s in (change.before, change.after) if s is not None)
+    missing = sorted(h for h in needed if not _stored(conn, h))
+    if missing:
+        raise ContentMissing(thread_id, missing)
+    rows = [copied_row(change) for change in changes]
+    conn.executemany(
+        f"INSERT INTO file_changes ({_CHANGE_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows
+    )
+    conn.executemany(
+        "INSERT INTO file_reverts (thread_id, reverted_seq, seq) VALUES (?, ?, ?)",
+        [(thread_id, reverted, c.seq) for c in changes for reverted in c.reverts],
+    )
+    return after + len(changes)
 
 
 def changes(

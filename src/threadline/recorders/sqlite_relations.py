@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import orjson
 
@@ -181,12 +182,26 @@ def _graph(
     return LinkGraph(tuple(dict.fromkeys(links)), heads, frozenset(archived))
 
 
+def _with_deleted(conn: sqlite3.Connection, graph: LinkGraph) -> LinkGraph:
+    """``graph`` with its linked threads that were deleted here named."""
+    ends = {end for link in graph.links for end in (link.parent_id, link.child_id)}
+    absent = sorted(ends - graph.heads.keys() - graph.archived)
+    if not absent:
+        return graph
+    rows = conn.execute(
+        "SELECT thread_id FROM changes WHERE deleted = 1 "
+        "AND thread_id IN (SELECT value FROM json_each(?))",
+        (orjson.dumps(absent).decode(),),
+    ).fetchall()
+    return replace(graph, deleted=frozenset(row[0] for row in rows))
+
+
 def subtree(conn: sqlite3.Connection, thread_id: str) -> LinkGraph:
-    return _graph(conn.execute(_SUBTREE, (thread_id,)).fetchall())
+    return _with_deleted(conn, _graph(conn.execute(_SUBTREE, (thread_id,)).fetchall()))
 
 
 def ancestry(conn: sqlite3.Connection, thread_id: str) -> LinkGraph:
-    return _graph(conn.execute(_ANCESTRY, (thread_id,)).fetchall())
+    return _with_deleted(conn, _graph(conn.execute(_ANCESTRY, (thread_id,)).fetchall()))
 
 
 _ROLLUP = """

@@ -159,6 +159,21 @@ DELETE FROM message_usage WHERE delta_seq NOT IN (
 CREATE UNIQUE INDEX message_usage_by_message ON message_usage (tid, message_id)
 """
 
+# Schema migration 11 of the SQLite recorder.
+SYNC_DELETES_MIGRATION = """
+CREATE TABLE sync_deletes (
+    thread_id TEXT PRIMARY KEY,
+    seen_v INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER,
+    error TEXT
+) WITHOUT ROWID;
+ALTER TABLE sync_threads ADD COLUMN conflict TEXT;
+ALTER TABLE sync_threads ADD COLUMN conflict_v INTEGER;
+ALTER TABLE sync_threads ADD COLUMN files_synced INTEGER NOT NULL DEFAULT 0
+"""
+
 # Numbered schema migrations, applied in order on open, each in the same
 # transaction as its row in schema_migrations. Never edit a released one: add
 # the next number.
@@ -231,6 +246,10 @@ MIGRATIONS: dict[int, str] = {
     8: SEARCH_EXTERNAL_CONTENT_MIGRATION,
     # 10: usage keyed by message id, 1-hour cache writes, stored costs.
     10: USAGE_BY_MESSAGE_MIGRATION,
+    # 11: deletes that travel (pending local deletes, the conflict mark of the
+    # ledger) and how much of each thread's file log is on the server (see
+    # recorders/sqlite_sync.py).
+    11: SYNC_DELETES_MIGRATION,
 }
 
 # -- connections ----------------------------------------------------------------------

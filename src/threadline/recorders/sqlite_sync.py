@@ -24,8 +24,10 @@ from threadline.ids import now_ms
 from threadline.model import ThreadHead
 from threadline.recorders import sqlite_search
 from threadline.recorders.sync_state import (
+    PendingDelete,
     PulledThread,
     PullOutcome,
+    SyncFailure,
     SyncState,
     SyncUpdate,
     ThreadKind,
@@ -40,7 +42,8 @@ SELECT t.id, t.v, COALESCE(s.synced_v, 0), COALESCE(s.remote_v, 0),
        json_extract(CAST(t.head AS TEXT), '$.parent_thread_id'),
        json_extract(CAST(t.head AS TEXT), '$.origin_thread_id'),
        (SELECT d.at FROM deltas d WHERE d.tid = t.tid AND d.v = COALESCE(s.synced_v, 0) + 1),
-       COALESCE(s.failures, 0), s.next_attempt, s.error, s.stuck_v, s.merged_at
+       COALESCE(s.failures, 0), s.next_attempt, s.error, s.stuck_v, s.merged_at,
+       CASE WHEN s.conflict_v >= t.v THEN s.conflict END, COALESCE(s.files_synced, 0)
 FROM {source} LEFT JOIN sync_threads s ON s.thread_id = t.id
 """
 
@@ -50,7 +53,8 @@ _PENDING = (
 
 
 def _state(row: tuple[object, ...]) -> SyncState:
-    (thread_id, v, synced, remote, parent, origin, since, failures, nxt, error, stuck, merged) = row
+    thread_id, v, synced, remote, parent, origin, since, failures, nxt, error, stuck = row[:11]
+    merged, conflict, files = row[11:14]
     kind: ThreadKind = "subagent" if parent is not None else "summary" if origin else "main"
     return SyncState(
         thread_id=str(thread_id),
@@ -64,11 +68,22 @@ def _state(row: tuple[object, ...]) -> SyncState:
         error=None if error is None else str(error),
         stuck_v=None if stuck is None else int(stuck),  # type: ignore[call-overload]
         merged_at=None if merged is None else int(merged),  # type: ignore[call-overload]
+        conflict=None if conflict is None else str(conflict),
+        files_synced=int(files),  # type: ignore[call-overload]
     )
 
 
 def pending(conn: sqlite3.Connection) -> list[SyncState]:
     rows = conn.execute(_STATE.format(source="threads t") + _PENDING).fetchall()
+    return [_state(row) for row in rows]
+
+
+def file_backlog(conn: sqlite3.Connection) -> list[SyncState]:
+    backlog = (
+        " WHERE s.synced_v > 0 AND EXISTS (SELECT 1 FROM file_changes f"
+        " WHERE f.thread_id = t.id AND f.seq > s.files_synced)"
+    )
+    rows = conn.execute(_STATE.format(source="threads t") + backlog).fetchall()
     return [_state(row) for row in rows]
 
 
@@ -93,6 +108,40 @@ def forget(conn: sqlite3.Connection, thread_id: str) -> None:
     conn.execute("DELETE FROM sync_threads WHERE thread_id = ?", (thread_id,))
 
 
+def tombstone(conn: sqlite3.Connection, thread_id: str) -> None:
+    """Before a local delete of ``thread_id`` (same transaction): if the server
+    has some of its versions, remember the delete, to push it
+    (:class:`~threadline.recorders.sync_state.PendingDelete`)."""
+    conn.execute(
+        "INSERT OR REPLACE INTO sync_deletes (thread_id, seen_v, at) "
+        "SELECT thread_id, synced_v, ? FROM sync_threads WHERE thread_id = ? AND synced_v > 0",
+        (now_ms(), thread_id),
+    )
+
+
+def deletes(conn: sqlite3.Connection) -> list[PendingDelete]:
+    rows = conn.execute(
+        "SELECT thread_id, seen_v, at, failures, next_attempt, error FROM sync_deletes "
+        "ORDER BY at, thread_id"
+    ).fetchall()
+    return [PendingDelete(*row) for row in rows]
+
+
+def settle_delete(conn: sqlite3.Connection, thread_id: str, failure: SyncFailure | None) -> None:
+    if failure is None:
+        conn.execute("DELETE FROM sync_deletes WHERE thread_id = ?", (thread_id,))
+        return
+    conn.execute(
+        "UPDATE sync_deletes SET failures = ?, next_attempt = ?, error = ? WHERE thread_id = ?",
+        (failure.failures, failure.next_attempt, failure.error, thread_id),
+    )
+
+
+def _deleting(conn: sqlite3.Connection, thread_id: str) -> bool:
+    found = conn.execute("SELECT 1 FROM sync_deletes WHERE thread_id = ?", (thread_id,))
+    return found.fetchone() is not None
+
+
 def update(conn: sqlite3.Connection, change: SyncUpdate) -> None:
     conn.execute(
         "INSERT INTO sync_threads (thread_id) VALUES (?) ON CONFLICT (thread_id) DO NOTHING",
@@ -101,7 +150,7 @@ def update(conn: sqlite3.Connection, change: SyncUpdate) -> None:
     sets: list[str] = []
     values: list[object] = []
     if change.reset:
-        sets.append("synced_v = 0, remote_v = 0")
+        sets.append("synced_v = 0, remote_v = 0, files_synced = 0")
     if change.synced_v is not None:
         sets.append("synced_v = ?")
         values.append(change.synced_v)
@@ -117,6 +166,12 @@ def update(conn: sqlite3.Connection, change: SyncUpdate) -> None:
     if change.merged is not None:
         sets.append("merged_at = ?")
         values.append(now_ms() if change.merged else None)
+    if change.files_synced is not None:
+        sets.append("files_synced = ?")
+        values.append(change.files_synced)
+    if change.conflict is not None:
+        sets.append("conflict = ?, conflict_v = (SELECT v FROM threads WHERE id = thread_id)")
+        values.append(change.conflict)
     if sets:
         conn.execute(
             f"UPDATE sync_threads SET {', '.join(sets)} WHERE thread_id = ?",
@@ -168,11 +223,16 @@ def _pull_one(
             delete(conn, thread_id)  # forgets the row too
             return "deleted"
         # Local changes the server never had: keep the thread, push it again whole.
-        update(conn, SyncUpdate(thread_id, reset=True))
+        kept = "deleted on the server while changed here: kept and pushed again"
+        update(conn, SyncUpdate(thread_id, reset=True, conflict=kept))
         return "conflict"
     if not item.deltas:
         update(conn, SyncUpdate(thread_id, remote_v=item.remote_v))
         return "noted"
+    if item.base == 0 and _deleting(conn, thread_id):
+        if item.conflict is None:
+            return "noted"  # deleted here meanwhile: the push of the delete decides
+        settle_delete(conn, thread_id, None)
     conn.execute("SAVEPOINT pull")
     try:
         head = append(conn, thread_id, item.base, item.deltas, bodies)
@@ -186,7 +246,11 @@ def _pull_one(
     conn.execute("RELEASE pull")
     # Level with the server: an earlier failure is over.
     level = SyncUpdate(
-        thread_id, synced_v=head.v, remote_v=max(head.v, item.remote_v), succeeded=True
+        thread_id,
+        synced_v=head.v,
+        remote_v=max(head.v, item.remote_v),
+        succeeded=True,
+        conflict=item.conflict,
     )
     update(conn, level)
     return "applied"

@@ -49,7 +49,8 @@ class SyncState:
     locally; ``pending_since`` is the commit time (ms) of its oldest pending
     delta; ``next_attempt`` (ms) is when a failed thread is tried again;
     ``stuck_v`` is the local version a non-retryable failure refused (it is
-    tried again once the thread changes)."""
+    tried again once the thread changes); ``files_synced`` how many of its
+    file changes (``1..files_synced``) the server has too."""
 
     thread_id: str
     local_v: int
@@ -62,6 +63,8 @@ class SyncState:
     error: str | None = None
     stuck_v: int | None = None
     merged_at: int | None = None
+    conflict: str | None = None
+    files_synced: int = 0
 
     @property
     def pending(self) -> bool:
@@ -70,9 +73,12 @@ class SyncState:
 
     @property
     def status(self) -> str:
-        """``failing: <reason>``, ``pending``, ``conflict-merged`` or ``synced``."""
+        """``failing: <reason>``, ``conflict: <what>``, ``pending``,
+        ``conflict-merged`` or ``synced``."""
         if self.error is not None:
             return f"failing: {self.error}"
+        if self.conflict is not None:
+            return f"conflict: {self.conflict}"
         if self.pending:
             return "pending"
         if self.merged_at is not None:
@@ -97,7 +103,10 @@ class SyncUpdate:
     ``remote_v`` only ever raises the known server version. ``succeeded``
     clears the failures; ``failure`` records one. ``merged`` sets (``True``)
     or clears (``False``) the conflict-merged mark. ``reset`` forgets what the
-    server has (the thread is gone there: it is pushed again from scratch)."""
+    server has (the thread is gone there: it is pushed again from scratch).
+    ``conflict`` marks a conflict the sync settled without losing anything (a
+    delete and a change that crossed): the status shows it until the thread
+    changes again (its version passes the one it has now)."""
 
     thread_id: str
     synced_v: int | None = None
@@ -106,6 +115,25 @@ class SyncUpdate:
     failure: SyncFailure | None = None
     merged: bool | None = None
     reset: bool = False
+    conflict: str | None = None
+    files_synced: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelete:
+    """A local delete of a thread the server has, not on the server yet (a
+    tombstone in the ledger). ``seen_v`` is the server version the delete saw
+    (the thread's ``synced_v`` when it was deleted): the server deletes its
+    copy only if it is still at that version, so a delete never wins over a
+    change it did not see. ``at`` is when it was deleted (ms); the rest is the
+    back-off of failed attempts, as for :class:`SyncState`."""
+
+    thread_id: str
+    seen_v: int
+    at: int
+    failures: int = 0
+    next_attempt: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +141,17 @@ class PulledThread:
     """What a pull learned of one thread: append ``deltas`` (the server's
     versions ``base+1 ...``) locally at ``base`` and mark them synced; or, with
     no deltas, only note that the server is at ``remote_v``; or, with
-    ``deleted``, that the server deleted it."""
+    ``deleted``, that the server deleted it. A thread deleted here whose delete
+    is not on the server yet is not pulled back, unless ``conflict`` says why
+    (the server refused the delete): then its pending delete is dropped, it is
+    applied, and its ledger marks the conflict."""
 
     thread_id: str
     base: int
     deltas: Sequence[Delta] = ()
     remote_v: int = 0
     deleted: bool = False
+    conflict: str | None = None
 
 
 PullOutcome = Literal["applied", "noted", "deleted", "conflict"]
@@ -155,6 +187,23 @@ class SyncLedger(ThreadLog):
         """In one transaction: apply each of ``pulled`` (see :class:`PulledThread`;
         an append that meets a local change is only noted), and store ``cursor``
         as server ``remote`` 's feed cursor (unless ``None``)."""
+
+    @abc.abstractmethod
+    async def sync_file_backlog(self) -> list[SyncState]:
+        """The threads on the server (``synced_v > 0``) whose local file log
+        holds changes past their ``files_synced``."""
+
+    @abc.abstractmethod
+    async def sync_deletes(self) -> list[PendingDelete]:
+        """The local deletes not on the server yet, oldest first. A delete by
+        :meth:`~ThreadLog.delete` of a thread with synced versions leaves one,
+        in its transaction; a delete pulled from the server does not."""
+
+    @abc.abstractmethod
+    async def settle_delete(self, thread_id: str, failure: SyncFailure | None = None) -> None:
+        """Forget the pending delete of ``thread_id`` (the server took it, or
+        refused it for a change it did not see), or with ``failure`` record a
+        failed attempt to push it."""
 
     @abc.abstractmethod
     async def update_sync(self, updates: Sequence[SyncUpdate]) -> None:

@@ -50,6 +50,7 @@ from threadline.errors import (
     VersionConflict,
     WriterBusy,
 )
+from threadline.files.log import FileChange, StoredContent
 from threadline.model import Message, Thread, ThreadHead
 from threadline.recorders.roles import (
     Append,
@@ -66,6 +67,7 @@ from threadline.recorders.roles import (
 )
 from threadline.search import SearchHit
 from threadline.sync import errors as wire_errors
+from threadline.sync import files_wire as fw
 from threadline.sync import protocol as wire
 from threadline.sync.compression import encode_body
 
@@ -253,18 +255,79 @@ class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
                 )
         return outcomes
 
-    async def delete(self, thread_id: str) -> bool:
-        response = await self._send("DELETE", _path(thread_id), ok=(204,))
+    async def delete(self, thread_id: str, *, version: int | None = None) -> bool:
+        params = None if version is None else {"version": version}
+        response = await self._send("DELETE", _path(thread_id), params=params, ok=(204,))
+        if response.status_code == 409:
+            conflict = wire.PushConflict.model_validate_json(response.content)
+            raise VersionConflict(thread_id, version or 0, conflict.version)
         return response.status_code == 204
 
     async def delete_many(self, thread_ids: Sequence[str]) -> list[bool]:
         return [await self.delete(thread_id) for thread_id in thread_ids]
 
+    # -- file changes (threadline.sync.files_wire) ------------------------------
+
+    async def read_file_log(self, thread_id: str, *, after: int = 0) -> fw.FileChangesPage:
+        """The server's file changes of the thread after ``after`` (a page) and
+        how many it holds; :class:`ThreadNotFound` if it has no such thread."""
+        found = await self._get(_path(thread_id) + "/files", fw.FileChangesPage, after=after)
+        if found is None:
+            raise ThreadNotFound(thread_id)
+        return found
+
+    async def push_file_changes(
+        self,
+        thread_id: str,
+        after: int,
+        changes: Sequence[FileChange],
+        contents: Sequence[StoredContent],
+    ) -> int:
+        """Append ``changes`` to the server's file log of the thread, which must
+        hold ``after`` changes (else :class:`VersionConflict` with its count),
+        with ``contents`` (only those it lacks: :meth:`missing_contents`)."""
+        body = fw.FilePush(
+            after=after,
+            changes=list(changes),
+            contents=[fw.WireContent.of(c) for c in contents],
+        )
+        content, encoding = encode_body(body.model_dump_json().encode())
+        response = await self._send(
+            "POST",
+            _path(thread_id) + "/files",
+            content=content,
+            headers={"Content-Type": "application/json", **encoding},
+        )
+        if response.status_code == 404:
+            raise ThreadNotFound(thread_id)
+        if response.status_code == 409:
+            conflict = fw.FilePushConflict.model_validate_json(response.content)
+            raise VersionConflict(thread_id, after, conflict.count)
+        return fw.FilePushAccepted.model_validate_json(response.content).count
+
+    async def missing_contents(self, hashes: Sequence[str]) -> list[str]:
+        """Which of ``hashes`` the server does not store."""
+        missing: list[str] = []
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), fw.MAX_HASHES):
+            body = fw.ContentQuery(hashes=unique[start : start + fw.MAX_HASHES])
+            response = await self._send(
+                "POST", "/v1/contents/missing", json=body.model_dump(mode="json")
+            )
+            missing += fw.MissingContents.model_validate_json(response.content).missing
+        return missing
+
+    async def remote_content_chain(self, content_hash: str) -> list[StoredContent]:
+        """A content the server stores and its bases (empty if it has none)."""
+        found = await self._get(f"/v1/contents/{content_hash}", fw.ContentChain)
+        return [] if found is None else [c.stored() for c in found.contents]
+
     # -- reads --------------------------------------------------------------------
 
     async def head(self, thread_id: str) -> ThreadHead | None:
         page = await self._get(_path(thread_id), wire.MessagesPage, limit=0)
-        return None if page is None else page.head
+        # An archived thread is not active: its kept head is not a head (as on SQLite).
+        return None if page is None or page.archived else page.head
 
     async def load(self, thread_id: str) -> Thread | None:
         log = await self.deltas(thread_id)
@@ -371,6 +434,8 @@ class RemoteRecorder(LinkIndex, UsageIndex, SearchIndex, ChangeFeed):
         return LinkGraph(
             tuple(ThreadLink(link.parent_id, link.child_id, link.kind) for link in found.links),
             dict(found.heads),
+            frozenset(found.archived),
+            frozenset(found.deleted),
         )
 
     async def subtree(self, thread_id: str) -> LinkGraph:

@@ -218,10 +218,15 @@ class WireLink(_Wire):
 
 
 class WireGraph(_Wire):
-    """Links reachable from a thread, and the heads of the linked threads that exist."""
+    """Links reachable from a thread, the heads of the linked threads that exist,
+    the ids of those that are archived (not deleted), and of those deleted (a
+    linked thread in none of these never reached the server: held back by its
+    persistence policy)."""
 
     links: list[WireLink]
     heads: dict[str, ThreadHead]
+    archived: list[str] = []
+    deleted: list[str] = []
 
 
 class WireUsage(_Wire):

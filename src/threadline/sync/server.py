@@ -40,6 +40,7 @@ from threadline.sync.routes.context import (
 )
 from threadline.sync.routes.deltas import deltas_router
 from threadline.sync.routes.feed import feed_router
+from threadline.sync.routes.files import files_router
 from threadline.sync.routes.handlers import BodyLimit, install_handlers
 from threadline.sync.routes.search import search_router
 from threadline.sync.routes.threads import threads_router
@@ -132,6 +133,7 @@ def create_app(
     app.include_router(feed_router(ctx))
     app.include_router(viewer_router(ctx))
     app.include_router(archive_router(ctx, archive))
+    app.include_router(files_router(ctx))
     return app
 
 

@@ -28,6 +28,18 @@ every ``interval`` seconds, 5 by default):
    log after the common prefix is replaced by the server's deltas and the
    merge's (:meth:`~threadline.recorders.sync_state.SyncLedger.rebase`), and
    the merge is pushed again in the same round.
+4. **Deletes.** A thread deleted here that the server has is deleted there
+   only if the server is still at the version this replica had synced when it
+   deleted it (``DELETE /v1/threads/{id}?version=``). A delete that did not see
+   a later change (an append on another machine) does not win: the server
+   keeps the thread, this replica fetches it back whole, and its sync status
+   says ``conflict: ...`` until it changes again. Likewise a delete pulled from
+   the server is not applied to a thread with local changes the server lacks:
+   that thread is kept, pushed again whole, and marked the same way.
+
+Each thread a pull or a merge changes here raises the event a local change
+raises (``thread:created``, ``thread:updated``, ``thread:deleted``) through
+``on_event``, so observers see replicas change.
 
 Requests are retried at once on retryable errors (network, timeout, 5xx:
 :func:`threadline.retry.with_retry`). A thread whose push still fails waits
@@ -58,10 +70,12 @@ from threadline.errors import (
     VersionConflict,
     is_retryable,
 )
+from threadline.events import THREAD_CREATED, THREAD_DELETED, THREAD_UPDATED, ThreadEvent
 from threadline.ids import now_ms
 from threadline.merge import merge_deltas
 from threadline.recorders.base import Change
 from threadline.recorders.sync_state import (
+    PendingDelete,
     PulledThread,
     SyncFailure,
     SyncLedger,
@@ -73,6 +87,7 @@ from threadline.recorders.sync_state import (
 from threadline.retry import with_retry
 from threadline.sync import protocol as wire
 from threadline.sync.client import RemoteRecorder
+from threadline.sync.file_sync import FileSync
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +109,14 @@ class RemoteSync:
 DEFAULT_REMOTE: Mapping[ThreadKind, RemoteSync | None] = {
     "main": RemoteSync(priority="high"),
     "summary": RemoteSync(priority="low", compress=True),
-    "subagent": None,
+    "subagent": RemoteSync(priority="high"),
 }
-"""The spec's defaults: main threads high priority, summaries low priority and
-compressed, sub-agent threads never (they live in memory only)."""
+"""How the threads of each kind *stored locally* go to the server: main threads
+high priority, summaries low priority and compressed, sub-agent threads with
+their root. A live sub-agent thread of a :class:`~threadline.tiered.TieredStore`
+is memory-only by its default policy and never reaches the local store, so
+the sub-agent threads found there are history (an imported session's): they
+sync with their root, so that every machine shows the same tree."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,10 @@ class SyncReport:
     pulled: int = 0
     deltas_pulled: int = 0
     merged: list[str] = field(default_factory=list)
+    files_pushed: int = 0
+    files_pulled: int = 0
+    deleted: int = 0
+    conflicts: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     waiting: int = 0
     pull_error: str | None = None
@@ -154,7 +177,15 @@ class SyncReport:
     @property
     def changed(self) -> bool:
         """Whether the round moved anything in either direction."""
-        return bool(self.pushed or self.pulled or self.merged)
+        return bool(
+            self.pushed
+            or self.pulled
+            or self.merged
+            or self.deleted
+            or self.conflicts
+            or self.files_pushed
+            or self.files_pulled
+        )
 
 
 def _reason(exc: BaseException) -> str:
@@ -177,7 +208,8 @@ class SyncService:
     to the server and how (default :data:`DEFAULT_REMOTE`). ``clock`` gives
     the time in ms for back-offs; ``rng`` draws their jitter; ``sleep`` waits
     between immediate retries. ``on_local_change(thread_id)`` is called after
-    the service changed a thread locally (a cache above can drop it)."""
+    the service changed a thread locally (a cache above can drop it), then
+    ``on_event`` with the event a local change would raise."""
 
     def __init__(
         self,
@@ -190,6 +222,7 @@ class SyncService:
         clock: Callable[[], int] = now_ms,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_local_change: Callable[[str], None] | None = None,
+        on_event: Callable[[ThreadEvent], None] | None = None,
     ) -> None:
         self.local = local
         self.remote = remote
@@ -201,6 +234,9 @@ class SyncService:
         self._clock = clock
         self._sleep = sleep
         self._on_local_change = on_local_change
+        self._on_event = on_event
+        self._files = FileSync(local, remote, self._request)
+        self._applied: list[str] = []
         self._round = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -247,8 +283,14 @@ class SyncService:
         """One round: pull, then push (with merges); see the module docstring."""
         async with self._round:
             report = SyncReport()
+            self._applied = []
             await self._pull(report)
+            await self._push_deletes(report)
             await self._push(report)
+            report.files_pushed, failed = await self._files.push()
+            report.failed.update(failed)
+            report.files_pulled, failed = await self._files.pull(self._applied)
+            report.failed.update(failed)
             self.last_report = report
             return report
 
@@ -260,9 +302,20 @@ class SyncService:
             sleep=self._sleep,
         )
 
-    def _changed(self, thread_id: str) -> None:
+    def _changed(self, thread_id: str, kind: str = THREAD_UPDATED, v: int = 0) -> None:
         if self._on_local_change is not None:
             self._on_local_change(thread_id)
+        if self._on_event is not None:
+            self._on_event(ThreadEvent(kind, thread_id, v))
+
+    def _pulled(self, item: PulledThread) -> None:
+        """Tell the layers above about a pull applied here."""
+        if item.deleted:
+            self._changed(item.thread_id, THREAD_DELETED, item.base)
+        else:
+            self._applied.append(item.thread_id)
+            kind = THREAD_CREATED if item.base == 0 else THREAD_UPDATED
+            self._changed(item.thread_id, kind, item.base + len(item.deltas))
 
     # -- pull ----------------------------------------------------------------------
 
@@ -294,7 +347,9 @@ class SyncService:
                 if outcome in ("applied", "deleted"):
                     report.pulled += 1
                     report.deltas_pulled += len(item.deltas)
-                    self._changed(item.thread_id)
+                    self._pulled(item)
+                elif outcome == "conflict":
+                    report.conflicts.append(item.thread_id)
             cursor = changes[-1].cursor
             if len(changes) < page:
                 break
@@ -306,6 +361,8 @@ class SyncService:
         if not changes:
             return []
         states = await self.local.sync_states([c.thread_id for c in changes])
+        deleting = {d.thread_id for d in await self.local.sync_deletes()}
+        changes = [c for c in changes if c.thread_id not in deleting]
         limit = asyncio.Semaphore(self.settings.fetch_concurrency)
 
         async def one(change: Change) -> PulledThread | None:
@@ -345,6 +402,71 @@ class SyncService:
         return PulledThread(
             thread_id, base=state.local_v, deltas=[r.delta for r in records], remote_v=remote_v
         )
+
+    # -- deletes -------------------------------------------------------------------
+
+    async def _push_deletes(self, report: SyncReport) -> None:
+        """Push the pending local deletes, each on the version it saw."""
+        now = self._clock()
+        for pending in await self.local.sync_deletes():
+            if pending.next_attempt is not None and pending.next_attempt > now:
+                report.waiting += 1
+                continue
+            thread_id = pending.thread_id
+            try:
+                await self._request(
+                    functools.partial(self.remote.delete, thread_id, version=pending.seen_v)
+                )
+            except VersionConflict as exc:
+                try:
+                    await self._delete_refused(pending, exc.actual, report)
+                except ThreadlineError as failed:
+                    await self._delete_failed(pending, failed, report)
+                continue
+            except ThreadlineError as exc:
+                await self._delete_failed(pending, exc, report)
+                continue
+            # Deleted there, or gone already (deleted by another replica too).
+            await self.local.settle_delete(thread_id)
+            report.deleted += 1
+
+    async def _delete_refused(
+        self, pending: PendingDelete, actual: int, report: SyncReport
+    ) -> None:
+        """The server changed the thread after the version the delete saw: it
+        keeps the thread, and so does this replica (fetched back whole)."""
+        thread_id = pending.thread_id
+        records = await self._request(lambda: self.remote.deltas(thread_id))
+        if not records:  # deleted there meanwhile: the delete is moot
+            await self.local.settle_delete(thread_id)
+            return
+        pulled = PulledThread(
+            thread_id,
+            base=0,
+            deltas=[r.delta for r in records],
+            remote_v=records[-1].v,
+            conflict=(
+                f"the delete of v{pending.seen_v} lost to a change on the server "
+                f"(v{max(actual, records[-1].v)}): kept"
+            ),
+        )
+        (outcome,) = await self.local.record_pull(self.remote.location, None, [pulled])
+        report.conflicts.append(thread_id)
+        if outcome == "applied":
+            report.pulled += 1
+            report.deltas_pulled += len(pulled.deltas)
+            self._pulled(pulled)
+        log.warning("the delete of thread %s was refused: the server changed it", thread_id)
+
+    async def _delete_failed(
+        self, pending: PendingDelete, exc: ThreadlineError, report: SyncReport
+    ) -> None:
+        failures = pending.failures + 1
+        delay = self.settings.backoff.delay(failures, self._rng)
+        reason = _reason(exc)
+        failure = SyncFailure(reason, failures, self._clock() + int(delay * 1000))
+        await self.local.settle_delete(pending.thread_id, failure)
+        report.failed[pending.thread_id] = reason
 
     # -- push ----------------------------------------------------------------------
 
@@ -530,7 +652,7 @@ class SyncService:
             if outcome == "applied":
                 report.pulled += 1
                 report.deltas_pulled += len(pulled.deltas)
-                self._changed(thread_id)
+                self._pulled(pulled)
             return None
         base = fold(r.delta for r in await self.local.deltas(thread_id, upto=common))
         local = fold(mine[shared:], base)
@@ -548,7 +670,7 @@ class SyncService:
             return None
         merged.add(thread_id)
         report.merged.append(thread_id)
-        self._changed(thread_id)
+        self._changed(thread_id, THREAD_UPDATED, head.v)
         log.info(
             "merged thread %s: local v%d and server v%d from v%d into v%d",
             thread_id,

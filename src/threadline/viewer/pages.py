@@ -458,7 +458,9 @@ async def _tree(viewer: Viewer, thread_id: str) -> tuple[TreeItem, int, dict[str
             title=(head.title if head is not None else None) or node.id,
             messages=head.message_count if head is not None else None,
             cost=costs[node.id].cost_text() if node.id in costs else None,
-            state="ok" if head is not None else ("archived" if node.archived else "deleted"),
+            state="ok"
+            if head is not None
+            else node.held_back or ("archived" if node.archived else "deleted"),
             current=node.id == thread_id,
         )
         items[node.id] = item

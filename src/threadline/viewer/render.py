@@ -453,7 +453,7 @@ class TreeItem:
     title: str
     messages: int | None
     cost: str | None
-    state: str  # "ok", "deleted" or "archived"
+    state: str  # "ok", "deleted", "archived" or why it is held back (not synced)
     current: bool
     below: list[TreeItem] = field(default_factory=list)
 

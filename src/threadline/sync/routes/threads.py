@@ -10,7 +10,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from threadline.deltas import Delta, MessageDelta, ThreadCreate
-from threadline.errors import ThreadNotFound
+from threadline.errors import ThreadNotFound, VersionConflict
 from threadline.ids import new_thread_id, now_ms, parse_list_cursor
 from threadline.model import ThreadHead
 from threadline.recorders.base import LinkGraph, ThreadRecorder
@@ -130,6 +130,8 @@ def _wire_graph(thread_id: str, graph: LinkGraph) -> wire.WireGraph:
             for link in graph.links
         ],
         heads=graph.heads,
+        archived=sorted(graph.archived),
+        deleted=sorted(graph.deleted),
     )
 
 
@@ -221,10 +223,35 @@ def threads_router(ctx: ServerContext, archive: ServerArchive) -> APIRouter:
             who, thread_id, lambda: messages_page(who.recorder, thread_id, limit, offset, before)
         )
 
-    @router.delete("/v1/threads/{thread_id}", status_code=204)
-    async def delete_thread(thread_id: ThreadIdPath, who: Auth) -> Response:
-        """Delete a thread and its log; the change feed shows a tombstone."""
-        if not await who.recorder.delete(thread_id):
+    @router.delete(
+        "/v1/threads/{thread_id}",
+        status_code=204,
+        responses={409: {"model": wire.PushConflict, "description": "Changed since `version`"}},
+    )
+    async def delete_thread(
+        thread_id: ThreadIdPath,
+        who: Auth,
+        version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    ) -> Response:
+        """Delete a thread and its log; the change feed shows a tombstone. With
+        ``version``, only if the thread is still at that version (a delete that
+        did not see a later change does not win): else 409 with the server's
+        version, nothing deleted."""
+        try:
+            found = await who.recorder.delete(thread_id, version=version)
+        except VersionConflict as exc:
+            conflict = wire.PushConflict(
+                message=(
+                    f"Thread {thread_id} is at version {exc.actual}, not {version}: "
+                    "it changed since the delete saw it, so it is kept"
+                ),
+                version=exc.actual,
+                missing=[],
+            )
+            return Response(
+                conflict.model_dump_json(), status_code=409, media_type="application/json"
+            )
+        if not found:
             raise ThreadNotFound(thread_id)
         ctx.changed(who)
         return Response(status_code=204)

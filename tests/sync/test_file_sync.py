@@ -1,0 +1,84 @@
+"""File changes travel with their thread: pushed with the contents the server
+lacks, pulled by another replica, readable there (issue 14 item 4)."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import orjson
+
+from tests.contract.filelog_suite import ONE, THREE, TWO, change
+from tests.sync.conftest import FakeClock, Server, replica
+from threadline.deltas import MessageDelta, ThreadCreate
+from threadline.files.contents import decode_chain
+from threadline.model import Message
+from threadline.sync.client import RemoteRecorder
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """Loopback HTTP that keeps the method and path of every request."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.requests: list[str] = []
+        self.bodies: list[bytes] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(f"{request.method} {request.url.path}")
+        self.bodies.append(request.read())
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_file_changes_travel_with_their_thread_and_only_missing_contents_are_sent(
+    sync_server: Server,
+) -> None:
+    token = await sync_server.token()
+    transport = Counting()
+    a = replica(
+        sync_server.url, token, clock=FakeClock(), rng=random.Random(1), transport=transport
+    )
+    b = replica(sync_server.url, token, clock=FakeClock(), rng=random.Random(2))
+    server = RemoteRecorder(sync_server.url, token)
+    assert a.sync is not None
+    assert b.sync is not None
+    try:
+        await a.append("T", 0, [ThreadCreate(id="T", created=0)])
+        await a.record_file_changes(
+            "T",
+            [change("op-1", "a.txt", None, ONE), change("op-1", "b.txt", None, THREE)],
+            [
+                ONE,
+                THREE,
+            ],
+        )
+        report = await a.sync.sync_once()
+        assert (report.files_pushed, report.failed) == (2, {})
+        assert [c.seq for c in (await server.read_file_log("T")).changes] == [1, 2]
+        # A second change: only its new content (a delta of ONE) travels.
+        await a.append("T", 1, [MessageDelta.of(Message(id="M-1", role="user", content="go"))])
+        await a.record_file_changes("T", [change("op-2", "a.txt", ONE, TWO)], [TWO])
+        transport.bodies.clear()
+        transport.requests.clear()
+        report = await a.sync.sync_once()
+        assert report.files_pushed == 1
+        pushed = transport.bodies[transport.requests.index("POST /v1/threads/T/files")]
+        sent = orjson.loads(pushed)
+        assert [c["seq"] for c in sent["changes"]] == [3]
+        # ONE (its base, the file before) is on the server already: only TWO is sent.
+        assert [(c["hash"], c["base"]) for c in sent["contents"]] == [(TWO.hash, ONE.hash)]
+        assert (await a.sync.sync_once()).files_pushed == 0
+
+        report = await b.sync.sync_once()
+        assert (report.files_pulled, report.failed) == (3, {})
+        assert await b.file_changes("T") == await a.file_changes("T")
+        chain = await b.content_chain(TWO.hash)
+        assert decode_chain(chain, {}) == b"one\n" * 99 + b"two\n"
+        assert (await b.sync_states(["T"]))["T"].files_synced == 3
+    finally:
+        await server.close()
+        await a.close()
+        await b.close()
