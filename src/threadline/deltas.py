@@ -141,6 +141,17 @@ class MergeDelta(_Frozen):
     remote: int = Field(ge=0)
 
 
+class RecordDelta(_Frozen):
+    """A record an integration keeps in the thread's log (a LangGraph checkpoint,
+    its pending writes, ...): logged, synced and archived with the thread, it
+    changes nothing but ``v``. ``kind`` names the record's schema, e.g.
+    ``langgraph:checkpoint``; ``body`` is its JSON."""
+
+    type: Literal["record"] = "record"
+    kind: str = Field(min_length=1)
+    body: JsonObject = Field(default_factory=dict)
+
+
 Delta = Annotated[
     ThreadCreate
     | MessageDelta
@@ -151,7 +162,8 @@ Delta = Annotated[
     | EnvDelta
     | ChildLinkDelta
     | SummaryLinkDelta
-    | MergeDelta,
+    | MergeDelta
+    | RecordDelta,
     Field(discriminator="type"),
 ]
 
@@ -223,7 +235,7 @@ def _apply_fields(state: _T, delta: Delta) -> dict[str, object]:
             if summary in state.summary_thread_ids:
                 raise InvalidDelta(f"Thread {state.id} already links summary {summary}")
             return {"summary_thread_ids": (*state.summary_thread_ids, summary)}
-        case MergeDelta():
+        case MergeDelta() | RecordDelta():
             return {}
     raise InvalidDelta(f"Delta {delta.type} cannot apply here")
 

@@ -26,6 +26,7 @@ from threadline.deltas import (
     MessageAmendDelta,
     MessageDelta,
     MetadataDelta,
+    RecordDelta,
     SummaryLinkDelta,
     ThreadCreate,
     TitleDelta,
@@ -277,6 +278,8 @@ def describe_delta(delta: Delta) -> str:
             return f"summary thread {summary}"
         case MergeDelta(base=base, local=local, remote=remote):
             return f"sync merge of local v{local} and server v{remote} (common ancestor v{base})"
+        case RecordDelta(kind=kind):
+            return f"{kind} record"
         case _:
             assert_never(delta)
 

@@ -1,0 +1,398 @@
+"""LangGraph checkpointers backed by threadline (``pip install 'threadline[langgraph]'``).
+
+:class:`ThreadlineSaver` (sync) and :class:`AsyncThreadlineSaver` (async)
+follow LangGraph's own savers::
+
+    with ThreadlineSaver.from_path("threads.db") as saver:
+        graph = builder.compile(checkpointer=saver)
+
+    async with AsyncThreadlineSaver.from_path("threads.db") as saver:
+        graph = builder.compile(checkpointer=saver)
+
+and both accept an open :class:`~threadline.ThreadStore` (SQLite, PostgreSQL
+through a tiered store, ...): ``AsyncThreadlineSaver(store)``. Each LangGraph
+(thread_id, checkpoint_ns) is one threadline thread (``saver.threadline_thread_id(config)``)
+whose messages are the graph's ``messages`` channel; docs/langgraph.md
+describes the mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Self, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from threadline.integrations.langgraph_store import CheckpointStore, thread_key
+from threadline.store import ThreadStore
+
+__all__ = ["AsyncThreadlineSaver", "ThreadlineSaver", "thread_key"]
+
+_T = TypeVar("_T")
+
+
+class _Portal:
+    """An event loop on its own thread, where a sync saver runs its work, so
+    it can be called from any thread, inside a running event loop or not."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="threadline-langgraph", daemon=True
+        )
+        self._thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("A ThreadlineSaver cannot be called from its own loop")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class _ThreadlineCheckpointer(BaseCheckpointSaver[int]):
+    """What both savers share: the mapping onto a :class:`ThreadStore`."""
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        *,
+        serde: SerializerProtocol | None = None,
+        messages_channel: str | None = "messages",
+    ) -> None:
+        super().__init__(serde=serde)
+        self.store = store
+        self._checkpoints = CheckpointStore(store, self.serde, messages_channel=messages_channel)
+
+    def threadline_thread_id(self, config: RunnableConfig) -> str:
+        """The threadline thread that stores a LangGraph config's (thread_id,
+        checkpoint_ns); its metadata's ``langgraph`` names them."""
+        return self._checkpoints.threadline_thread_id(config)
+
+
+class AsyncThreadlineSaver(_ThreadlineCheckpointer):
+    """An async LangGraph checkpointer storing in a :class:`ThreadStore`.
+
+    Use it from the event loop it was made on. Its sync methods work from
+    other threads (LangGraph calls them there), as ``AsyncSqliteSaver``'s do.
+    """
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        *,
+        serde: SerializerProtocol | None = None,
+        messages_channel: str | None = "messages",
+    ) -> None:
+        """``store`` stays the caller's (it is not closed by the saver);
+        ``messages_channel`` is the channel mirrored as the thread's messages
+        (``None``: none)."""
+        super().__init__(store, serde=serde, messages_channel=messages_channel)
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
+
+    @classmethod
+    @asynccontextmanager
+    async def from_path(
+        cls, path: str | os.PathLike[str], **kwargs: Any
+    ) -> AsyncIterator[AsyncThreadlineSaver]:
+        """A saver on the SQLite store at ``path`` (``":memory:"`` for a
+        throwaway one), closed on exit."""
+        store = await ThreadStore.open(path)
+        try:
+            yield cls(store, **kwargs)
+        finally:
+            await store.close()
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._checkpoints.get_tuple(config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        for found in await self._checkpoints.list_checkpoints(
+            config, filter=filter, before=before, limit=limit
+        ):
+            yield found
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._checkpoints.put(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await self._checkpoints.put_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._checkpoints.delete_thread(str(thread_id))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Forget the checkpoints (and writes) of these runs in every thread
+        (a scan of the store's LangGraph threads)."""
+        await self._checkpoints.delete_for_runs(run_ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every namespace, checkpoint, write and message to a new thread id."""
+        await self._checkpoints.copy_thread(str(source_thread_id), str(target_thread_id))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest`` keeps each namespace's latest checkpoint and the
+        ancestors its delta channels need; ``delete`` forgets every checkpoint.
+        The thread's messages and log stay readable."""
+        await self._checkpoints.prune([str(t) for t in thread_ids], strategy)
+
+    # -- sync, from another thread -------------------------------------------
+
+    def _sync(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        loop = self.loop
+        if loop is None:
+            coro.close()
+            raise RuntimeError(
+                "AsyncThreadlineSaver was made outside an event loop: use its async "
+                "methods, or ThreadlineSaver for sync code"
+            )
+        try:
+            if asyncio.get_running_loop() is loop:
+                coro.close()
+                raise asyncio.InvalidStateError(
+                    "Synchronous calls to AsyncThreadlineSaver are only allowed from a "
+                    "different thread; from the main thread use the async methods "
+                    "(graph.ainvoke, graph.aget_state, ...)"
+                )
+        except RuntimeError:
+            pass
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._sync(self.aget_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        yield from self._sync(
+            self._checkpoints.list_checkpoints(config, filter=filter, before=before, limit=limit)
+        )
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._sync(self.aput(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._sync(self.aput_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._sync(self.adelete_thread(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._sync(self.adelete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._sync(self.acopy_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._sync(self.aprune(thread_ids, strategy=strategy))
+
+
+class ThreadlineSaver(_ThreadlineCheckpointer):
+    """A sync LangGraph checkpointer storing in a :class:`ThreadStore`.
+
+    Its work runs on an event loop of its own (a background thread), so it can
+    be called from any thread, inside a running event loop or outside one.
+    Its async methods run there too. Call :meth:`close` (or use
+    :meth:`from_path`) to stop that loop.
+    """
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        *,
+        serde: SerializerProtocol | None = None,
+        messages_channel: str | None = "messages",
+    ) -> None:
+        """``store`` stays the caller's (it is not closed by the saver). A
+        SQLite store may be opened on any loop; a PostgreSQL one must be opened
+        on this saver's (``saver.run(...)``), or use :class:`AsyncThreadlineSaver`."""
+        super().__init__(store, serde=serde, messages_channel=messages_channel)
+        self._portal = _Portal()
+
+    @classmethod
+    @contextmanager
+    def from_path(cls, path: str | os.PathLike[str], **kwargs: Any) -> Iterator[Self]:
+        """A saver on the SQLite store at ``path`` (``":memory:"`` for a
+        throwaway one), closed on exit."""
+        portal = _Portal()
+        try:
+            store = portal.call(ThreadStore.open(path))
+        except BaseException:
+            portal.close()
+            raise
+        saver = cls.__new__(cls)
+        _ThreadlineCheckpointer.__init__(saver, store, **kwargs)
+        saver._portal = portal
+        try:
+            yield saver
+        finally:
+            try:
+                portal.call(store.close())
+            finally:
+                portal.close()
+
+    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Run a coroutine on the saver's loop (e.g. a store's own calls)."""
+        return self._portal.call(coro)
+
+    def close(self) -> None:
+        """Stop the saver's loop (the store stays open). Idempotent."""
+        self._portal.close()
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self.run(self._checkpoints.get_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        yield from self.run(
+            self._checkpoints.list_checkpoints(config, filter=filter, before=before, limit=limit)
+        )
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self.run(self._checkpoints.put(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self.run(self._checkpoints.put_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self.run(self._checkpoints.delete_thread(str(thread_id)))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self.run(self._checkpoints.delete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self.run(self._checkpoints.copy_thread(str(source_thread_id), str(target_thread_id)))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self.run(self._checkpoints.prune([str(t) for t in thread_ids], strategy))
+
+    # The async methods run on the saver's loop, awaited from the caller's.
+
+    async def _on_portal(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._portal.loop))
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._on_portal(self._checkpoints.get_tuple(config))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        found = await self._on_portal(
+            self._checkpoints.list_checkpoints(config, filter=filter, before=before, limit=limit)
+        )
+        for item in found:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._on_portal(
+            self._checkpoints.put(config, checkpoint, metadata, new_versions)
+        )
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await self._on_portal(self._checkpoints.put_writes(config, writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._on_portal(self._checkpoints.delete_thread(str(thread_id)))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await self._on_portal(self._checkpoints.delete_for_runs(run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self._on_portal(
+            self._checkpoints.copy_thread(str(source_thread_id), str(target_thread_id))
+        )
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await self._on_portal(self._checkpoints.prune([str(t) for t in thread_ids], strategy))
