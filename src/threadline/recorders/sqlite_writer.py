@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import os
 import queue
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -94,6 +95,34 @@ def _connect(path: str, synchronous: Synchronous, busy_timeout_ms: int) -> sqlit
         conn.close()
         raise
     return conn
+
+
+def _room_to_fold(path: str) -> bool:
+    """Whether the disk holding ``path`` has room to fold its WAL back in: the
+    database file grows to the size the WAL's last commit frame gives it.
+
+    The WAL file is a 32-byte header (page size at 8, salts at 16) and frames of
+    a 24-byte header (database size in pages after a commit at 4, the salts at
+    8) and a page; frames whose salts differ from the header's are left over
+    from before the WAL was last restarted and do not count."""
+    try:
+        with open(path + "-wal", "rb") as wal:
+            header = wal.read(32)
+            if len(header) < 32:
+                return True
+            page_size, salts = int.from_bytes(header[8:12], "big"), header[16:24]
+            pages, offset = 0, 32
+            while True:
+                wal.seek(offset)
+                frame = wal.read(24)
+                if len(frame) < 24 or frame[8:16] != salts:
+                    break
+                pages = int.from_bytes(frame[4:8], "big") or pages
+                offset += 24 + page_size
+        growth = pages * page_size - os.path.getsize(path)
+        return growth <= 0 or shutil.disk_usage(os.path.dirname(path) or ".").free > growth
+    except OSError:
+        return False
 
 
 def _migrate(conn: sqlite3.Connection, location: str) -> None:
@@ -216,6 +245,9 @@ class SqliteEngine:
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._max_batch = max_batch
+        # Set when a write found the disk full and the WAL could not be folded
+        # back then: the next write tries again first (see _give_back_wal).
+        self._wal_held = False
         with translated(self._path):
             self._writer_conn = _connect(self._path, synchronous, busy_timeout_ms)
             try:
@@ -284,6 +316,8 @@ class SqliteEngine:
         batch = [job for job in batch if not job.future.cancelled()]
         if not batch:
             return
+        if self._wal_held:
+            self._give_back_wal(conn)
         try:
             with translated(self._path):
                 results = self._run_batch(conn, batch, isolated=False)
@@ -299,11 +333,33 @@ class SqliteEngine:
 
     def _give_back_wal(self, conn: sqlite3.Connection) -> None:
         """After a write failed on a full disk: fold the WAL into the database and
-        truncate it, so that the space its frames took is free for the next write
-        (a checkpoint needs no new space; if readers hold it back, the next
-        checkpoint does it)."""
+        truncate it, so that the space its frames took is free again.
+
+        Folding needs room: the database file grows by the pages only the WAL
+        holds, and a fold that runs out of room half way has spent what room
+        there was on a database file that grew for nothing. So while the WAL
+        is held, automatic checkpoints are off and a fold is tried — before
+        each write — only once the disk has room for it; until then small
+        writes still go to the WAL. Once space is freed, the first write that
+        finds room gives the whole WAL back."""
+        if self._in_memory or not _room_to_fold(self._path):
+            self._hold_wal(conn)
+            return
+        try:
+            busy, _, _ = conn.execute(sql.CHECKPOINT).fetchone()
+        except sqlite3.Error:
+            busy = 1
+        if busy:
+            self._hold_wal(conn)
+            return
+        self._wal_held = False
         with contextlib.suppress(sqlite3.Error):
-            conn.execute(sql.CHECKPOINT)
+            conn.execute(sql.WAL_AUTOCHECKPOINT.format(pages=WAL_SIZE_LIMIT // _PAGE_SIZE))
+
+    def _hold_wal(self, conn: sqlite3.Connection) -> None:
+        self._wal_held = True
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute(sql.WAL_AUTOCHECKPOINT.format(pages=0))
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[_Job], *, isolated: bool
