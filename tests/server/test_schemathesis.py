@@ -31,6 +31,7 @@ CROSS_FIELD_RULES = {
     "POST /v1/threads/{thread_id}/deltas",
     "POST /v1/sync/batch",
     "POST /v1/threads",
+    "POST /v1/threads/{thread_id}/files",
 }
 
 
@@ -88,7 +89,8 @@ def test_api_conforms_to_its_schema(case: Case[Any], served: Served) -> None:
     # accepted (positive_data_acceptance: the schema states the limits the server
     # enforces) except where a rule relates a body to the path or the thread's
     # state, which no JSON schema can say: a push on version 0 must start with the
-    # thread:create of the path's id, a truncate must not pass the end; and free-form
+    # thread:create of the path's id, a truncate must not pass the end, a file change
+    # must name contents the server stores or that come with it; and free-form
     # JSON (metadata, env, tool input and output: schema `{}`) must hold integers
     # within ±2^53 and nest at most 64 deep, which the schema does not state yet.
     excluded: list[CheckFunction] = [negative_data_rejection]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import orjson
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from threadline.model import _Frozen
 
@@ -72,6 +72,21 @@ class FileChange(_Frozen):
     reverts: tuple[int, ...] = ()
     thread_version: int = Field(ge=1)
     at: int
+
+    # The schema says what _type_matches_states checks, so that an API client
+    # (and schemathesis) knows which states go with which type.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"properties": {"type": {"const": t}, "before": b, "after": a}}
+                for t, b, a in (
+                    ("create", {"type": "null"}, {"type": "object"}),
+                    ("modify", {"type": "object"}, {"type": "object"}),
+                    ("delete", {"type": "object"}, {"type": "null"}),
+                )
+            ]
+        }
+    )
 
     @model_validator(mode="after")
     def _type_matches_states(self) -> FileChange:

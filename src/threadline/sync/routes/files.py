@@ -15,12 +15,30 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from threadline.errors import ContentMissing, InvalidFileChange, ThreadNotFound, VersionConflict
 from threadline.sync import files_wire as fw
 from threadline.sync import protocol as wire
 from threadline.sync.routes.context import ERRORS, Caller, Problem, ServerContext, ServerRoute
 from threadline.sync.routes.deltas import json_answer
+
+
+class _HashConvertor(Convertor[str]):
+    """A path segment that is a content hash (64 lowercase hex digits), so that
+    ``/v1/contents/missing`` is not also a ``GET /v1/contents/{hash}`` path (its
+    405 would advertise a GET that the schema does not document)."""
+
+    regex = "[0-9a-f]{64}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("content_hash", _HashConvertor())
 
 
 def files_router(ctx: ServerContext) -> APIRouter:
@@ -81,7 +99,7 @@ def files_router(ctx: ServerContext) -> APIRouter:
             missing=[h for h in dict.fromkeys(body.hashes) if h not in stored]
         )
 
-    @router.get("/v1/contents/{content_hash}")
+    @router.get("/v1/contents/{content_hash:content_hash}")
     async def get_content(
         content_hash: Annotated[str, PathParam(pattern=fw.HASH_PATTERN)], who: Auth
     ) -> fw.ContentChain:
