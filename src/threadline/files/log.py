@@ -78,12 +78,27 @@ class FileChange(_Frozen):
     model_config = ConfigDict(
         json_schema_extra={
             "oneOf": [
-                {"properties": {"type": {"const": t}, "before": b, "after": a}}
-                for t, b, a in (
-                    ("create", {"type": "null"}, {"type": "object"}),
-                    ("modify", {"type": "object"}, {"type": "object"}),
-                    ("delete", {"type": "object"}, {"type": "null"}),
-                )
+                {
+                    "properties": {
+                        "type": {"const": "create"},
+                        "before": {"type": "null"},
+                        "after": {"type": "object"},
+                    }
+                },
+                {
+                    "properties": {
+                        "type": {"const": "modify"},
+                        "before": {"type": "object"},
+                        "after": {"type": "object"},
+                    }
+                },
+                {
+                    "properties": {
+                        "type": {"const": "delete"},
+                        "before": {"type": "object"},
+                        "after": {"type": "null"},
+                    }
+                },
             ]
         }
     )
