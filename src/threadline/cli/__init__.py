@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import click
 from pydantic import ValidationError
 
-from threadline.cli import deleting, files, lifecycle, relations, server, sync
+from threadline.cli import capture, deleting, files, lifecycle, relations, server, sync
 from threadline.cli.commands import cli
 from threadline.cli.importing import export_command, import_group, search_command
 from threadline.errors import ThreadlineError
@@ -34,6 +34,8 @@ for _command in files.COMMANDS:  # files, rollback (cli/files.py)
 for _command in sync.COMMANDS:  # sync (cli/sync.py)
     cli.add_command(_command)
 for _command in deleting.COMMANDS:  # delete (cli/deleting.py)
+    cli.add_command(_command)
+for _command in capture.COMMANDS:  # watch, hook (cli/capture.py)
     cli.add_command(_command)
 
 USAGE_ERROR = 2

@@ -32,7 +32,7 @@ SHOWN_MALFORMED = 20
 _Importer = Callable[..., Awaitable[ImportReport]]
 
 
-class _Bar(ImportProgress):
+class ImportBar(ImportProgress):
     """A rich progress bar over the files of an import, on stderr, for terminals only."""
 
     def __init__(self, label: str) -> None:
@@ -88,7 +88,7 @@ def _run_import(
     found = [path for path in paths if path not in missing]
     if paths and not found:
         raise SystemExit(1)
-    with _Bar(label) as bar:
+    with ImportBar(label) as bar:
         report = run(settings, lambda store: importer(store, found, progress=bar))
     for bad in report.malformed_lines[:SHOWN_MALFORMED]:
         click.echo(f"warning: skipped malformed line {bad}", err=True)

@@ -39,7 +39,10 @@ from pathlib import Path
 import orjson
 from pydantic import JsonValue
 
-from threadline.importers.claude_code_compaction import compaction_threads
+from threadline.importers.claude_code_compaction import (
+    compaction_in_progress,
+    compaction_threads,
+)
 from threadline.importers.core import (
     ImportReport,
     ParsedThread,
@@ -243,6 +246,15 @@ def parse_session(
     children = _sidechain_threads(main, sidechains, spawners, report, claimed)
     agents = _agent_threads(main, session.agents, spawners, report, claimed, progress)
     summaries = compaction_threads(main, agents)
+    if session.trunks:
+        # A summariser run that no boundary claims, with nothing in the session
+        # after it, is a compaction in progress: its boundary comes next and
+        # takes the run. Stored now, the run would stay a summary thread of its
+        # own beside the boundary's (live capture sees the run's file first).
+        held = [a for a in agents if compaction_in_progress(a, main)]
+        agents = [a for a in agents if a not in held]
+        if held:
+            report.skip("compaction in progress", len(held))
     if not session.trunks:  # only agent files: their session is imported elsewhere
         return [*children, *agents, *summaries]
     if not main.messages and not children and not agents:

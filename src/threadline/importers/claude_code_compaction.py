@@ -86,3 +86,12 @@ def compaction_threads(main: ParsedThread, agents: list[ParsedThread]) -> list[P
         if thread.messages:
             summaries.append(thread)
     return summaries
+
+
+def compaction_in_progress(run: ParsedThread, main: ParsedThread) -> bool:
+    """Whether ``run``, a summariser run left unclaimed by the session's
+    boundaries, is the session's latest activity (its boundary not written yet)."""
+    if run.kind != "summary" or not run.messages:
+        return False
+    last = max(m.timestamp for m in run.messages)
+    return all(m.timestamp <= last for m in main.messages)
