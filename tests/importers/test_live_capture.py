@@ -45,13 +45,16 @@ def _cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 class _Watch:
     """``threadline watch`` in a subprocess, its stderr in a file."""
 
-    def __init__(self, db: Path, log: Path, *folders: str) -> None:
+    def __init__(
+        self, db: Path, log: Path, *folders: str, env: dict[str, str] | None = None
+    ) -> None:
         self.log = log
         with log.open("ab") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "threadline", "--db", str(db), "watch", *folders],
                 stdout=subprocess.DEVNULL,
                 stderr=err,
+                env=env,
             )
         start = time.monotonic()
         marks = log.read_text().count("watching")
