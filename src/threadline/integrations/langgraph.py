@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Self, TypeVar
@@ -36,36 +35,12 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from threadline.integrations.langgraph_store import CheckpointStore, thread_key
+from threadline.integrations.portal import Portal
 from threadline.store import ThreadStore
 
 __all__ = ["AsyncThreadlineSaver", "ThreadlineSaver", "thread_key"]
 
 _T = TypeVar("_T")
-
-
-class _Portal:
-    """An event loop on its own thread, where a sync saver runs its work, so
-    it can be called from any thread, inside a running event loop or not."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="threadline-langgraph", daemon=True
-        )
-        self._thread.start()
-
-    def call(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        if threading.current_thread() is self._thread:
-            coro.close()
-            raise RuntimeError("A ThreadlineSaver cannot be called from its own loop")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def close(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
 
 
 class _ThreadlineCheckpointer(BaseCheckpointSaver[int]):
@@ -264,14 +239,14 @@ class ThreadlineSaver(_ThreadlineCheckpointer):
         SQLite store may be opened on any loop; a PostgreSQL one must be opened
         on this saver's (``saver.run(...)``), or use :class:`AsyncThreadlineSaver`."""
         super().__init__(store, serde=serde, messages_channel=messages_channel)
-        self._portal = _Portal()
+        self._portal = Portal("threadline-langgraph")
 
     @classmethod
     @contextmanager
     def from_path(cls, path: str | os.PathLike[str], **kwargs: Any) -> Iterator[Self]:
         """A saver on the SQLite store at ``path`` (``":memory:"`` for a
         throwaway one), closed on exit."""
-        portal = _Portal()
+        portal = Portal("threadline-langgraph")
         try:
             store = portal.call(ThreadStore.open(path))
         except BaseException:
@@ -344,7 +319,7 @@ class ThreadlineSaver(_ThreadlineCheckpointer):
     # The async methods run on the saver's loop, awaited from the caller's.
 
     async def _on_portal(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._portal.loop))
+        return await self._portal.run(coro)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await self._on_portal(self._checkpoints.get_tuple(config))

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import uuid
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import orjson
 from agents.items import TResponseInputItem
@@ -36,10 +36,13 @@ from pydantic import JsonValue
 
 from threadline.deltas import Delta, MessageDelta, ThreadCreate, TruncateDelta
 from threadline.errors import ThreadExists, VersionConflict
+from threadline.integrations.portal import Portal
 from threadline.model import Message, Role, ToolCall, ToolResult
 from threadline.store import ThreadStore
 
 __all__ = ["ThreadlineSession", "session_thread_id"]
+
+_T = TypeVar("_T")
 
 ITEM_KEY = "openai_agents"
 """The key of a message's metadata that holds the SDK's item."""
@@ -133,6 +136,9 @@ class ThreadlineSession(SessionABC):
         self._store = store
         self._owns_store = store is None
         self._closed = False
+        # A store it opens itself lives on a loop of its own: the SDK's callers
+        # may use one session from several threads and event loops at once.
+        self._portal: Portal | None = Portal("threadline-agents-session") if store is None else None
         self._opening: asyncio.Lock | None = None
 
     @property
@@ -141,6 +147,8 @@ class ThreadlineSession(SessionABC):
         return self._closed
 
     async def _ready(self) -> ThreadStore:
+        """The store, opened on first use (on the portal's loop, the only loop
+        that runs this for a store the session opens)."""
         if self.closed:
             raise RuntimeError(f"{type(self).__name__} is closed")
         if self._store is None:
@@ -151,9 +159,20 @@ class ThreadlineSession(SessionABC):
                     self._store = await ThreadStore.open(self._path)
         return self._store
 
+    async def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        if self.closed:
+            coro.close()
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        if self._portal is None:
+            return await coro
+        return await self._portal.run(coro)
+
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The session's items, oldest first; with ``limit`` (or the session
         settings' limit) only the newest ``limit`` (none for 0)."""
+        return await self._run(self._get_items(limit))
+
+    async def _get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         store = await self._ready()
         count = resolve_session_limit(limit, self.session_settings)
         if count == 0:
@@ -168,6 +187,9 @@ class ThreadlineSession(SessionABC):
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Append items as messages, in one atomic append."""
+        return await self._run(self._add_items(items))
+
+    async def _add_items(self, items: list[TResponseInputItem]) -> None:
         store = await self._ready()
         if not items:
             return
@@ -190,6 +212,9 @@ class ThreadlineSession(SessionABC):
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (a truncate; it stays in the log)."""
+        return await self._run(self._pop_item())
+
+    async def _pop_item(self) -> TResponseInputItem | None:
         store = await self._ready()
         while True:
             page = await store.recorder.page(self.thread_id, limit=1)
@@ -206,6 +231,9 @@ class ThreadlineSession(SessionABC):
 
     async def clear_session(self) -> None:
         """Remove every item (a truncate; the thread's log keeps them)."""
+        return await self._run(self._clear_session())
+
+    async def _clear_session(self) -> None:
         store = await self._ready()
         while True:
             head = await store.recorder.head(self.thread_id)
@@ -221,20 +249,11 @@ class ThreadlineSession(SessionABC):
         """Close the store this session opened; later calls raise ``RuntimeError``."""
         self._closed = True
         store, self._store = self._store, None
-        if store is None or not self._owns_store:
+        portal, self._portal = self._portal, None
+        if portal is None:
             return
-        # Closing a store is async; this may run inside a running loop, so
-        # close it on a thread of its own.
-        failure: list[BaseException] = []
-
-        def close_store() -> None:
-            try:
-                asyncio.run(store.close())
-            except BaseException as exc:
-                failure.append(exc)
-
-        closer = threading.Thread(target=close_store, name="threadline-session-close")
-        closer.start()
-        closer.join()
-        if failure:
-            raise failure[0]
+        try:
+            if store is not None:
+                portal.call(store.close())
+        finally:
+            portal.close()
