@@ -54,12 +54,16 @@ def _price(model: str | None, tokens: tuple[int, int, int, int, int], iso: str) 
 
 def independent_total() -> tuple[float, int]:
     """(cost, responses) of every sample: Claude Code's responses are the
-    distinct ``(message.id, requestId)`` with their last line's usage; Codex's
+    distinct ``(message.id, requestId)`` with their last line's usage (those of
+    sub-agents known only from ``agent_progress`` records too); Codex's
     are its ``token_count`` events' ``last_token_usage``."""
     last: dict[tuple[Any, Any], tuple[str | None, tuple[int, int, int, int, int], str]] = {}
     for path in sorted(samples("claude-code").rglob("*.jsonl")):
         for raw in path.read_bytes().splitlines():
             line = orjson.loads(raw)
+            data = line.get("data") if line.get("type") == "progress" else None
+            if isinstance(data, dict) and data.get("type") == "agent_progress":
+                line = data.get("message") or {}  # a sub-agent's line, carried by the record
             message = line.get("message") if line.get("type") == "assistant" else None
             if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
                 continue

@@ -163,3 +163,61 @@ def test_a_missing_path_is_reported_and_the_others_imported(tmp_path: Path) -> N
     assert result.returncode == 1
     assert f"no such file or folder: {missing}" in result.stderr
     assert json.loads(result.stdout)["messages"] == 1
+
+
+def _progress(agent: str, inner: dict[str, object], tool_use: str) -> dict[str, object]:
+    """An ``agent_progress`` record carrying one line of a sub-agent's run."""
+    return {
+        "type": "progress",
+        "uuid": "p-" + str(inner["uuid"]),
+        "parentUuid": None,
+        "sessionId": SESSION,
+        "timestamp": inner["timestamp"],
+        "parentToolUseID": tool_use,
+        "data": {"type": "agent_progress", "agentId": agent, "prompt": "Look", "message": inner},
+    }
+
+
+async def test_a_sub_agent_known_only_from_progress_records_is_its_own_child_thread(
+    store: ThreadStore, tmp_path: Path
+) -> None:
+    task = _assistant("a1", "", "u1")
+    task["message"]["content"] = [  # type: ignore[index]
+        {"type": "tool_use", "id": "toolu_task", "name": "Task", "input": {"prompt": "Look"}}
+    ]
+    asked = _user("s1", "Look", None)
+    first = _assistant("s2", "Looking", "s1")  # one response in two lines, usage on each
+    second = _assistant("s3", "Found it", "s2")
+    second["message"] = {**first["message"], "content": [{"type": "text", "text": "Found it"}]}  # type: ignore[dict-item]
+    second["message"]["usage"] = {"input_tokens": 3, "output_tokens": 40}  # type: ignore[index]
+    second["requestId"] = first["requestId"]
+    records = [
+        _user("u1", "find the bug"),
+        task,
+        *(_progress("ab1", line, "toolu_task") for line in (asked, first, second, first)),
+        _user("u2", "", "a1", toolUseResult={"agentId": "ab1", "status": "completed"}),
+    ]
+    records[-1]["message"] = {  # the Task's result
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": "toolu_task", "content": "done"}],
+    }
+    path = _jsonl(tmp_path / "project" / f"{SESSION}.jsonl", records)
+    report = await import_claude_code(store, [path])
+    assert report.subagent_threads == 1
+    child = await store.get_thread(f"{SESSION}:agent-ab1")
+    assert child.parent_thread_id == SESSION
+    assert [m.id for m in child.messages] == ["s1", "s2"]  # the repeated record once
+    usage = child.messages[1].usage
+    assert usage is not None
+    assert usage.output_tokens == 40  # the response's last line
+    assert child.metadata["spawned_by_tool_call"] == "toolu_task"
+    assert (await store.get_thread(SESSION)).child_thread_ids == (f"{SESSION}:agent-ab1",)
+
+    # With the agent's own file beside it, the progress records add nothing.
+    agent_file = tmp_path / "project" / SESSION / "subagents" / "agent-ab1.jsonl"
+    _jsonl(
+        agent_file,
+        [{**line, "isSidechain": True, "agentId": "ab1"} for line in (asked, first, second)],
+    )
+    again = await import_claude_code(store, [tmp_path / "project"])
+    assert (again.messages, again.subagent_threads) == (0, 0)

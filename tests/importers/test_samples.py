@@ -23,22 +23,24 @@ SIDECHAIN_SESSION = "fe5e1c67-53e7-4862-81ae-d0e013e3270b"
 
 async def test_claude_code_samples_import_with_exact_counts(store: ThreadStore) -> None:
     report = await import_claude_code(store, [samples("claude-code")])
-    assert (report.files, report.sessions, report.threads_created) == (9, 8, 17)
-    assert (report.subagent_threads, report.summary_threads) == (8, 1)
-    assert (report.messages, report.tool_calls, report.tool_results) == (482, 224, 224)
-    assert (report.input_tokens, report.output_tokens) == (2829, 58377)
-    assert (report.cache_read_tokens, report.cache_write_tokens) == (4605421, 256839)
+    # spotter/subagent.jsonl's sub-agent exists only as 19 agent_progress records
+    # (15 messages, 9 tool calls): a child thread of its own (issue 13).
+    assert (report.files, report.sessions, report.threads_created) == (9, 8, 18)
+    assert (report.subagent_threads, report.summary_threads) == (9, 1)
+    assert (report.messages, report.tool_calls, report.tool_results) == (497, 233, 233)
+    assert (report.input_tokens, report.output_tokens) == (2853, 58384)
+    assert (report.cache_read_tokens, report.cache_write_tokens) == (4700764, 271124)
     assert (report.malformed, report.replayed, report.unlinked) == (0, 0, [])
     assert dict(report.skipped) == {
         "file-history-snapshot": 7,
         "last-prompt": 1,
-        "progress": 57,
+        "progress": 38,
         "queue-operation": 4,
         "system:local_command": 4,
         "system:stop_hook_summary": 1,
     }
     again = await import_claude_code(store, [samples("claude-code")])
-    assert (again.messages, again.threads_created, again.already_imported) == (0, 0, 482)
+    assert (again.messages, again.threads_created, again.already_imported) == (0, 0, 497)
 
 
 def _independent_count(path: Path) -> tuple[int, int]:

@@ -43,6 +43,7 @@ from threadline.importers.claude_code_compaction import (
     compaction_in_progress,
     compaction_threads,
 )
+from threadline.importers.claude_code_spawners import Spawners
 from threadline.importers.core import (
     ImportReport,
     ParsedThread,
@@ -63,7 +64,6 @@ _TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle", "summary":
 _MAPPED = frozenset({"type", "uuid", "timestamp", "message"})
 # Fields that are the same on every line of a thread: kept once, on the thread.
 _THREAD_WIDE = ("sessionId", "cwd", "version", "gitBranch", "userType", "slug", "entrypoint")
-_SPAWNING_TOOLS = frozenset({"Task", "Agent"})
 _TAG = re.compile(r"</?[a-zA-Z][\w-]*>")
 
 
@@ -219,7 +219,8 @@ def parse_session(
     trunk: list[_Line] = []
     sidechains: dict[str, list[_Line]] = {}
     titles: dict[str, str] = {}
-    spawners = _Spawners()
+    spawners = Spawners()
+    reported: dict[str, dict[str, _Line]] = {}  # agent id → its lines seen in progress records
     for path in session.trunks:
         for line in _lines(path, report):
             kind = line.record.get("type")
@@ -234,7 +235,8 @@ def parse_session(
                     titles[kind] = value
             else:
                 spawners.note_progress(line.record)
-                report.skip(_record_kind(line.record))
+                if not _note_agent_progress(line, reported):
+                    report.skip(_record_kind(line.record))
         if progress is not None:
             progress.advance(path)
     main = _thread(session.id, "session", trunk, report, claimed)
@@ -245,6 +247,7 @@ def parse_session(
     spawners.note_session(main.messages)
     children = _sidechain_threads(main, sidechains, spawners, report, claimed)
     agents = _agent_threads(main, session.agents, spawners, report, claimed, progress)
+    agents += _progress_threads(main, reported, session, sidechains, spawners, report, claimed)
     summaries = compaction_threads(main, agents)
     if session.trunks:
         # A summariser run that no boundary claims, with nothing in the session
@@ -260,6 +263,52 @@ def parse_session(
     if not main.messages and not children and not agents:
         return []
     return [main, *children, *agents, *summaries]
+
+
+def _note_agent_progress(line: _Line, reported: dict[str, dict[str, _Line]]) -> bool:
+    """Keep the sub-agent line an ``agent_progress`` record carries (``data.message``,
+    with the session's fields and the agent's id); whether it carried one."""
+    data = line.record.get("data")
+    if not isinstance(data, dict) or data.get("type") != "agent_progress":
+        return False
+    agent, inner = data.get("agentId"), data.get("message")
+    if not isinstance(agent, str) or not isinstance(inner, dict):
+        return False
+    if inner.get("type") not in _MESSAGE_TYPES or not isinstance(inner.get("uuid"), str):
+        return False
+    wide = {key: line.record[key] for key in _THREAD_WIDE if key in line.record}
+    record: dict[str, JsonValue] = {**wide, "isSidechain": True, "agentId": agent, **inner}
+    reported.setdefault(agent, {}).setdefault(
+        str(inner["uuid"]), _Line(line.path, line.number, record)
+    )
+    return True
+
+
+def _progress_threads(
+    main: ParsedThread,
+    reported: dict[str, dict[str, _Line]],
+    session: _Session,
+    sidechains: dict[str, list[_Line]],
+    spawners: Spawners,
+    report: ImportReport,
+    claimed: dict[str, str],
+) -> list[ParsedThread]:
+    """Sub-agents known only from the ``agent_progress`` records of the session
+    (no agent file, no sidechain lines): a child thread each, with the lines
+    the records carry, under the id an agent file would give it."""
+    known = {path.stem.removeprefix("agent-") for path in session.agents}
+    known |= {key.removeprefix("agent-") for key in sidechains if key.startswith("agent-")}
+    threads: list[ParsedThread] = []
+    for agent, lines in reported.items():
+        if agent in known:
+            continue
+        ordered = sorted(lines.values(), key=lambda line: line.number)
+        thread_id = f"{main.id}:agent-{agent}"
+        child = _child(main, thread_id, ordered, agent, None, spawners, report, claimed)
+        if child is not None:
+            child.metadata["from_progress_records"] = True
+            threads.append(child)
+    return threads
 
 
 def _lines(path: Path, report: ImportReport) -> Iterable[_Line]:
@@ -592,61 +641,10 @@ def _first_prompt(messages: Sequence[Message]) -> str | None:
 # -- sub-agents --------------------------------------------------------------------------
 
 
-@dataclass
-class _Spawners:
-    """What tells which tool call spawned an agent."""
-
-    by_agent: dict[str, str] = field(default_factory=dict)
-    task_calls: list[tuple[str, str, JsonValue]] = field(default_factory=list)
-    used: set[str] = field(default_factory=set)
-
-    def note_progress(self, record: dict[str, JsonValue]) -> None:
-        data = record.get("data")
-        tool_use = record.get("parentToolUseID")
-        if isinstance(data, dict) and isinstance(tool_use, str):
-            agent = data.get("agentId")
-            if isinstance(agent, str):
-                self.by_agent.setdefault(agent, tool_use)
-
-    def note_session(self, messages: Sequence[Message]) -> None:
-        for message in messages:
-            for call in message.tool_calls:
-                if call.name in _SPAWNING_TOOLS:
-                    self.task_calls.append((call.id, call.name, call.input.get("prompt")))
-            result = message.metadata.get("toolUseResult")
-            if isinstance(result, dict) and isinstance(result.get("agentId"), str):
-                for tool_result in message.tool_results:
-                    self.by_agent.setdefault(str(result["agentId"]), tool_result.tool_call_id)
-
-    def find(self, agent_id: str | None, prompt: str | None, meta: str | None) -> str | None:
-        found = meta or (self.by_agent.get(agent_id) if agent_id else None)
-        if found is None and prompt:
-            found = next(
-                (
-                    call_id
-                    for call_id, _, asked in self.task_calls
-                    if asked == prompt and call_id not in self.used
-                ),
-                None,
-            )
-        if found is not None:
-            self.used.add(found)
-        return found
-
-    def describe(self, call_id: str | None, messages: Sequence[Message]) -> str | None:
-        for message in messages:
-            for call in message.tool_calls:
-                if call.id == call_id:
-                    description = call.input.get("description")
-                    if isinstance(description, str) and description:
-                        return f"Task: {description}"
-        return None
-
-
 def _sidechain_threads(
     main: ParsedThread,
     sidechains: dict[str, list[_Line]],
-    spawners: _Spawners,
+    spawners: Spawners,
     report: ImportReport,
     claimed: dict[str, str],
 ) -> list[ParsedThread]:
@@ -677,7 +675,7 @@ def _sidechain_threads(
 def _agent_threads(
     main: ParsedThread,
     files: list[Path],
-    spawners: _Spawners,
+    spawners: Spawners,
     report: ImportReport,
     claimed: dict[str, str],
     progress: ImportProgress | None,
@@ -726,7 +724,7 @@ def _child(
     lines: list[_Line],
     agent: str | None,
     meta: dict[str, JsonValue] | None,
-    spawners: _Spawners,
+    spawners: Spawners,
     report: ImportReport,
     claimed: dict[str, str],
 ) -> ParsedThread | None:
