@@ -190,9 +190,8 @@ def _wait_for(db: Path, expected: dict[str, object], log: Path) -> None:
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
     differ = sorted(k for k in expected if k in found and found[k] != expected[k])
-    raise AssertionError(
-        f"missing {missing}, extra {extra}, different {differ}\n{log.read_text()[-2000:]}"
-    )
+    tail = log.read_text()[-2000:] if log.exists() else ""
+    raise AssertionError(f"missing {missing}, extra {extra}, different {differ}\n{tail}")
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -254,28 +253,44 @@ def test_watch_without_any_folder_is_a_usage_error(tmp_path: Path) -> None:
     assert "does not exist" in done.stderr
 
 
-def test_hook_imports_the_transcript_it_names_and_prints_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wait", [False, True])
+def test_hook_imports_the_transcript_it_names_and_prints_nothing(
+    tmp_path: Path, wait: bool
+) -> None:
+    """By default the hook hands the import to a background process and returns
+    at once; with --wait it imports before exiting. Either way the store ends
+    with what one import of the finished transcript gives."""
     project = tmp_path / "projects" / "-home-dev-shop"
     shutil.copytree(FIXTURES / "claude_code" / "-home-dev-shop", project)
     transcript = project / "sess-1.jsonl"
     full = transcript.read_bytes()
     lines = full.splitlines(keepends=True)
     transcript.write_bytes(b"".join(lines[:8]) + lines[8][:20])  # a line being written
-    db = str(tmp_path / "threads.db")
+    db = tmp_path / "threads.db"
     payload = {"session_id": "sess-1", "transcript_path": str(transcript)}
+    flags = ["--wait"] if wait else []
     for event in ("Stop", "SessionEnd"):
-        done = _cli(
-            "--db",
-            db,
-            "hook",
-            "claude-code",
-            stdin=json.dumps(payload | {"hook_event_name": event}),
-        )
+        stdin = json.dumps(payload | {"hook_event_name": event})
+        done = _cli("--db", str(db), "hook", "claude-code", *flags, stdin=stdin)
         assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+        if not wait:
+            _wait_for_thread(db, "sess-1")
         transcript.write_bytes(full)
     expected_store = ThreadStore(MemoryRecorder())
     asyncio.run(import_claude_code(expected_store, [project]))
-    assert asyncio.run(_stored(Path(db))) == asyncio.run(_snapshot(expected_store))
+    _wait_for(db, asyncio.run(_snapshot(expected_store)), tmp_path / "no.log")
+    assert not (tmp_path / "hook.log").exists()
+
+
+def _wait_for_thread(db: Path, thread_id: str) -> None:
+    async def present() -> bool:
+        async with await ThreadStore.open(db) as store:
+            return await store.recorder.head(thread_id) is not None
+
+    start = time.monotonic()
+    while not (db.exists() and asyncio.run(present())):
+        assert time.monotonic() - start < TIMEOUT, "the background import never came"
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize(

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import signal
 import sys
 import time
 from pathlib import Path
 
 import click
-import orjson
 from rich.console import Console
 
 from threadline.cli.commands import Settings
+from threadline.cli.hook import transcript_of
 from threadline.cli.importing import ImportBar
 from threadline.importers.core import ImportReport
 from threadline.importers.live import (
@@ -223,33 +224,50 @@ def hook() -> None:
 
 
 @hook.command("claude-code")
-def hook_claude_code() -> None:
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Import before exiting, in this process (by default the import is handed "
+    "to a background process, so the hook returns at once).",
+)
+@click.option(
+    "--log-errors",
+    is_flag=True,
+    help="Append a failure to hook.log beside the store (for the background process).",
+)
+def hook_claude_code(wait: bool, log_errors: bool) -> None:
     """Import the transcript a Claude Code hook names, read as the hook's JSON
-    on stdin (session_id, transcript_path, hook_event_name). Prints nothing on
-    success; an error goes to stderr with exit status 1, which Claude Code
-    shows without stopping the agent. For the Stop, SubagentStop, SessionEnd
-    and PreCompact hooks: see docs/capture.md.
+    on stdin (session_id, transcript_path, hook_event_name), with the rest of
+    its project folder. Prints nothing and returns at once: the import runs in
+    a background process (--wait: in this one). Bad input goes to stderr with
+    exit status 1, which Claude Code shows without stopping the agent. For the
+    Stop, SubagentStop, SessionEnd and PreCompact hooks: see docs/capture.md.
     """
+    del wait  # reached only in-process: threadline.cli.main hands the rest over
     settings: Settings = click.get_current_context().find_object(Settings) or Settings(None)
-    raw = sys.stdin.buffer.read()
     try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise click.ClickException(f"The hook's input is not JSON: {exc}") from exc
-    transcript = payload.get("transcript_path") if isinstance(payload, dict) else None
-    if not isinstance(transcript, str) or not transcript:
-        raise click.ClickException("The hook's input has no transcript_path")
-    path = Path(transcript).expanduser()
-    if not path.is_file():
-        raise click.ClickException(f"No such transcript: {path}")
+        path = transcript_of(sys.stdin.buffer.read())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     unit = unit_of("claude-code", path.parent.parent, path)
     assert unit is not None
+    db = Path(settings.db) if settings.db else default_db_path()
 
     async def session() -> None:
         async with await ThreadStore.open(settings.db) as store:
             await import_unit(store, unit)
 
-    asyncio.run(session())
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with db.with_name(db.name + ".hook-lock").open("a") as lock:
+        # One hook import at a time per store: Stop and SubagentStop come together.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            asyncio.run(session())
+        except Exception as exc:
+            if log_errors:
+                with db.with_name("hook.log").open("a") as log:
+                    log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {path}: {exc!r}\n")
+            raise
 
 
 COMMANDS = (watch, hook)
