@@ -8,6 +8,9 @@ Run: ``.venv/bin/python bench/capture.py [--lines N] [--idle-files N] [--idle-se
    time the library takes to import that project folder directly (the part
    of the latency that is the import itself, not the event delivery).
    Targets: p50 ≤ 200 ms, p99 ≤ 1 s.
+   Then the same through ``watch --sync`` to a ``threadline serve`` on
+   loopback (embedded SQLite): line appended → the server's
+   ``GET /v1/threads/{id}?limit=0`` shows it. Target p50 ≤ 2 s.
 2. CPU of a watcher over an idle tree of N session files (default 1,000),
    once its catch-up is over, as a share of one core (``/proc/PID/stat``),
    against the baseline of an idle ``python -c 'time.sleep()'`` process
@@ -35,14 +38,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
 from _common import heading, line, percentile
 from threadline import ThreadStore
 from threadline.importers.live import Unit, catch_up, import_unit
+from threadline.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "samples"
 FIXTURE = ROOT / "tests" / "fixtures" / "claude_code" / "-home-dev-shop" / "sess-1.jsonl"
 TICKS = os.sysconf("SC_CLK_TCK")
+THREADLINE = (sys.executable, "-m", "threadline")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -50,22 +57,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-def _watch(db: Path, folder: Path, log: Path) -> subprocess.Popen[bytes]:
+def _watch(
+    db: Path, folder: Path, log: Path, *more: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    command = [*THREADLINE, "--db", str(db), "watch", "--claude-code", str(folder), *more]
     with log.open("wb") as err:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "threadline",
-                "--db",
-                str(db),
-                "watch",
-                "--claude-code",
-                str(folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env=env)
     while "watching" not in log.read_text():
         if process.poll() is not None:
             raise SystemExit(log.read_text())
@@ -142,6 +139,81 @@ async def _direct_import(project: Path, db: Path, rounds: int) -> float:
             await import_unit(store, Unit("claude-code", project))
             times.append(time.perf_counter() - start)
     return statistics.median(times[1:] or times)
+
+
+def server_latency(lines: int) -> None:
+    heading(1, "line appended to a watched session → on the server (watch --sync)")
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "server-home"
+        env = {**os.environ, "THREADLINE_HOME": str(home)}
+        made = subprocess.run(
+            [*THREADLINE, "token", "create", "--user", "bench", "--workspace", "bench", "--json"],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
+        token = json.loads(made.stdout)["token"]
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "threadline", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+        folder = Path(tmp) / "projects"
+        project = folder / "bench"
+        project.mkdir(parents=True)
+        session = project / "bench-session.jsonl"
+        session.write_bytes(FIXTURE.read_bytes().replace(b'"sess-1"', b'"bench-session"'))
+        delays: list[float] = []
+        watcher = None
+        try:
+            while True:
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            client_env = {
+                **os.environ,
+                "THREADLINE_HOME": str(Path(tmp) / "client-home"),
+                "THREADLINE_REMOTE": url,
+                "THREADLINE_TOKEN": token,
+            }
+            watcher = _watch(
+                Path(tmp) / "threads.db", folder, Path(tmp) / "w.log", "--sync", env=client_env
+            )
+            base = _server_count(http, "bench-session", at_least=1)
+            for n in range(lines):
+                with session.open("ab") as out:
+                    written = time.perf_counter()
+                    out.write(_user_line("bench-session", n))
+                _server_count(http, "bench-session", at_least=base + n + 1)
+                delays.append(time.perf_counter() - written)
+                time.sleep(0.3)
+        finally:
+            if watcher is not None:
+                watcher.send_signal(signal.SIGTERM)
+                watcher.wait(timeout=60)
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+            http.close()
+    line("p50 (target ≤ 2 s)", f"{statistics.median(delays) * 1e3:.0f} ms")
+    line("p99", f"{percentile(delays, 0.99) * 1e3:.0f} ms")
+
+
+def _server_count(http: httpx.Client, thread_id: str, at_least: int) -> int:
+    start = time.perf_counter()
+    while time.perf_counter() - start < 30:
+        answer = http.get(f"/v1/threads/{thread_id}", params={"limit": 0})
+        if answer.status_code == 200:
+            count = int(answer.json()["head"]["message_count"])
+            if count >= at_least:
+                return count
+        time.sleep(0.005)
+    raise SystemExit(f"the server never showed {at_least} messages of {thread_id}")
 
 
 def idle(files: int, seconds: float) -> None:
@@ -227,6 +299,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=20)
     args = parser.parse_args()
     latency(args.lines)
+    server_latency(args.lines)
     idle(args.idle_files, args.idle_seconds)
     if SAMPLES.exists():
         catch_up_cpu(args.copies)
