@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.importers.conftest import SAMPLES
 from threadline import ThreadStore
-from threadline.importers import ImportReport, import_claude_code, import_codex
+from threadline.importers import ImportReport, import_claude_code, import_codex, import_openhands
 from threadline.recorders import MemoryRecorder
 
 Importer = Callable[[ThreadStore, Sequence[Path]], Awaitable[ImportReport]]
@@ -120,3 +120,53 @@ def test_incremental_import_equals_one_shot(
     target.write_bytes(content)
     expected = asyncio.run(_one_shot(importer, target))
     assert asyncio.run(_incremental(importer, content, target, cuts)) == expected
+
+
+def _openhands_conversations() -> list[Path]:
+    root = SAMPLES / "openhands"
+    return sorted(p.parent for p in root.rglob("base_state.json")) if root.exists() else []
+
+
+def _write_prefix(events: list[tuple[str, bytes]], folder: Path, cut: int) -> None:
+    """The conversation's event files as they stand once the first ``cut`` bytes
+    of all of them, in order, are written: whole files, then part of one."""
+    left = cut
+    for name, data in events:
+        if left <= 0:
+            return
+        (folder / name).write_bytes(data[:left])
+        left -= len(data)
+
+
+@pytest.mark.skipif(not _openhands_conversations(), reason="OpenHands samples not available")
+@pytest.mark.parametrize("conversation", _openhands_conversations(), ids=lambda p: p.name)
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_incremental_openhands_import_equals_one_shot(
+    conversation: Path, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """OpenHands writes an event per file: importing after each cut of the event
+    stream (whole files so far, the next one half written) and once at the end
+    gives what one import of the finished folder gives."""
+    events = [(p.name, p.read_bytes()) for p in sorted((conversation / "events").glob("*.json"))]
+    total = sum(len(blob) for _, blob in events)
+    cuts = sorted(data.draw(st.lists(st.integers(0, total), max_size=6), label="cuts"))
+    target = tmp_path_factory.mktemp("openhands") / conversation.name
+    (target / "events").mkdir(parents=True)
+    for path in conversation.iterdir():
+        if path.is_file():
+            (target / path.name).write_bytes(path.read_bytes())
+
+    async def incremental() -> object:
+        async with ThreadStore(MemoryRecorder()) as store:
+            for cut in [*cuts, total]:
+                _write_prefix(events, target / "events", cut)
+                await import_openhands(store, [target.parent])
+            return await _snapshot(store)
+
+    got = asyncio.run(incremental())
+    assert got == asyncio.run(_one_shot(import_openhands, target.parent))
