@@ -212,6 +212,9 @@ def watch(
                     await service.stop()
                     with contextlib.suppress(Exception):
                         await service.sync_once()  # what was captured last
+                    await service.remote.close()
+                    if service.local is not store.recorder:
+                        await service.local.close()
                 status.done()
             return 0
 
