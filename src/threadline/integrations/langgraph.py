@@ -44,7 +44,11 @@ _T = TypeVar("_T")
 
 
 class _ThreadlineCheckpointer(BaseCheckpointSaver[int]):
-    """What both savers share: the mapping onto a :class:`ThreadStore`."""
+    """What both savers share: the mapping onto a :class:`ThreadStore`, and
+    every checkpointer method, written once. A saver says how its methods
+    reach the store's loop: :meth:`_blocking` runs a coroutine there and waits
+    (the sync methods), :meth:`_awaiting` awaits it from the caller's loop
+    (the async ones)."""
 
     def __init__(
         self,
@@ -61,6 +65,118 @@ class _ThreadlineCheckpointer(BaseCheckpointSaver[int]):
         """The threadline thread that stores a LangGraph config's (thread_id,
         checkpoint_ns); its metadata's ``langgraph`` names them."""
         return self._checkpoints.threadline_thread_id(config)
+
+    def _blocking(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        raise NotImplementedError
+
+    async def _awaiting(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        raise NotImplementedError
+
+    # -- async --------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._awaiting(self._checkpoints.get_tuple(config))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        found = await self._awaiting(
+            self._checkpoints.list_checkpoints(config, filter=filter, before=before, limit=limit)
+        )
+        for item in found:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._awaiting(
+            self._checkpoints.put(config, checkpoint, metadata, new_versions)
+        )
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await self._awaiting(self._checkpoints.put_writes(config, writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._awaiting(self._checkpoints.delete_thread(str(thread_id)))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Forget the checkpoints (and writes) of these runs in every thread
+        (a scan of the store's LangGraph threads)."""
+        await self._awaiting(self._checkpoints.delete_for_runs(run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every namespace, checkpoint, write and message to a new thread id."""
+        await self._awaiting(
+            self._checkpoints.copy_thread(str(source_thread_id), str(target_thread_id))
+        )
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest`` keeps each namespace's latest checkpoint and the
+        ancestors its delta channels need; ``delete`` forgets every checkpoint.
+        The thread's messages and log stay readable."""
+        await self._awaiting(self._checkpoints.prune([str(t) for t in thread_ids], strategy))
+
+    # -- sync ---------------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._blocking(self._checkpoints.get_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        yield from self._blocking(
+            self._checkpoints.list_checkpoints(config, filter=filter, before=before, limit=limit)
+        )
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._blocking(self._checkpoints.put(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._blocking(self._checkpoints.put_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._blocking(self._checkpoints.delete_thread(str(thread_id)))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._blocking(self._checkpoints.delete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._blocking(self._checkpoints.copy_thread(str(source_thread_id), str(target_thread_id)))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._blocking(self._checkpoints.prune([str(t) for t in thread_ids], strategy))
 
 
 class AsyncThreadlineSaver(_ThreadlineCheckpointer):
@@ -99,61 +215,11 @@ class AsyncThreadlineSaver(_ThreadlineCheckpointer):
         finally:
             await store.close()
 
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self._checkpoints.get_tuple(config)
+    async def _awaiting(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return await coro  # the saver's loop is the caller's
 
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        for found in await self._checkpoints.list_checkpoints(
-            config, filter=filter, before=before, limit=limit
-        ):
-            yield found
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await self._checkpoints.put(config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await self._checkpoints.put_writes(config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await self._checkpoints.delete_thread(str(thread_id))
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Forget the checkpoints (and writes) of these runs in every thread
-        (a scan of the store's LangGraph threads)."""
-        await self._checkpoints.delete_for_runs(run_ids)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy every namespace, checkpoint, write and message to a new thread id."""
-        await self._checkpoints.copy_thread(str(source_thread_id), str(target_thread_id))
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """``keep_latest`` keeps each namespace's latest checkpoint and the
-        ancestors its delta channels need; ``delete`` forgets every checkpoint.
-        The thread's messages and log stay readable."""
-        await self._checkpoints.prune([str(t) for t in thread_ids], strategy)
-
-    # -- sync, from another thread -------------------------------------------
-
-    def _sync(self, coro: Coroutine[Any, Any, _T]) -> _T:
+    def _blocking(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """From another thread (LangGraph's sync calls): run on the saver's loop."""
         loop = self.loop
         if loop is None:
             coro.close()
@@ -172,51 +238,6 @@ class AsyncThreadlineSaver(_ThreadlineCheckpointer):
         except RuntimeError:
             pass
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self._sync(self.aget_tuple(config))
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        yield from self._sync(
-            self._checkpoints.list_checkpoints(config, filter=filter, before=before, limit=limit)
-        )
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return self._sync(self.aput(config, checkpoint, metadata, new_versions))
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        self._sync(self.aput_writes(config, writes, task_id, task_path))
-
-    def delete_thread(self, thread_id: str) -> None:
-        self._sync(self.adelete_thread(thread_id))
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        self._sync(self.adelete_for_runs(run_ids))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        self._sync(self.acopy_thread(source_thread_id, target_thread_id))
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        self._sync(self.aprune(thread_ids, strategy=strategy))
 
 
 class ThreadlineSaver(_ThreadlineCheckpointer):
@@ -271,103 +292,8 @@ class ThreadlineSaver(_ThreadlineCheckpointer):
         """Stop the saver's loop (the store stays open). Idempotent."""
         self._portal.close()
 
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self.run(self._checkpoints.get_tuple(config))
+    def _blocking(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return self.run(coro)
 
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        yield from self.run(
-            self._checkpoints.list_checkpoints(config, filter=filter, before=before, limit=limit)
-        )
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return self.run(self._checkpoints.put(config, checkpoint, metadata, new_versions))
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        self.run(self._checkpoints.put_writes(config, writes, task_id, task_path))
-
-    def delete_thread(self, thread_id: str) -> None:
-        self.run(self._checkpoints.delete_thread(str(thread_id)))
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        self.run(self._checkpoints.delete_for_runs(run_ids))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        self.run(self._checkpoints.copy_thread(str(source_thread_id), str(target_thread_id)))
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        self.run(self._checkpoints.prune([str(t) for t in thread_ids], strategy))
-
-    # The async methods run on the saver's loop, awaited from the caller's.
-
-    async def _on_portal(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        return await self._portal.run(coro)
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self._on_portal(self._checkpoints.get_tuple(config))
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        found = await self._on_portal(
-            self._checkpoints.list_checkpoints(config, filter=filter, before=before, limit=limit)
-        )
-        for item in found:
-            yield item
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await self._on_portal(
-            self._checkpoints.put(config, checkpoint, metadata, new_versions)
-        )
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await self._on_portal(self._checkpoints.put_writes(config, writes, task_id, task_path))
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await self._on_portal(self._checkpoints.delete_thread(str(thread_id)))
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await self._on_portal(self._checkpoints.delete_for_runs(run_ids))
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await self._on_portal(
-            self._checkpoints.copy_thread(str(source_thread_id), str(target_thread_id))
-        )
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await self._on_portal(self._checkpoints.prune([str(t) for t in thread_ids], strategy))
+    async def _awaiting(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return await self._portal.run(coro)  # on the saver's loop, from the caller's
