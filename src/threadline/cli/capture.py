@@ -23,6 +23,7 @@ from rich.console import Console
 from threadline.cli.commands import Settings
 from threadline.cli.hook import transcript_of
 from threadline.cli.importing import ImportBar
+from threadline.cli.sync import resolve_server, sync_service
 from threadline.importers.core import ImportReport
 from threadline.importers.live import (
     Agent,
@@ -35,10 +36,7 @@ from threadline.importers.live import (
 )
 from threadline.recorders.sqlite import SqliteRecorder
 from threadline.store import ThreadStore, default_db_path
-from threadline.sync.client import RemoteRecorder
-from threadline.sync.service import SyncService, SyncSettings
-from threadline.sync.status import SyncConfig, config_path
-from threadline.tiered import sync_kinds
+from threadline.sync.service import SyncService
 
 _LABELS: dict[Agent, str] = {
     "claude-code": "Claude Code",
@@ -84,24 +82,11 @@ def _folders(
 
 
 def _sync_service(store: ThreadStore, settings: Settings, interval: float) -> SyncService:
-    try:
-        config = SyncConfig.resolve(None, None)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-    if config.remote is None or config.token is None:
-        raise click.UsageError(
-            "--sync needs a server: set $THREADLINE_REMOTE and $THREADLINE_TOKEN, "
-            f"or put remote and token in {config_path()}"
-        )
+    config = resolve_server(None, None, wanted_by="--sync")
     local = store.recorder
     if not isinstance(local, SqliteRecorder):
         local = SqliteRecorder(settings.db or default_db_path())
-    return SyncService(
-        local,
-        RemoteRecorder(config.remote, config.token),
-        kinds=sync_kinds(config.policies()),
-        settings=SyncSettings(interval=interval),
-    )
+    return sync_service(local, config, interval)
 
 
 @click.command("watch")

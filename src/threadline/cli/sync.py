@@ -55,6 +55,41 @@ def _report_json(report: SyncReport) -> dict[str, object]:
     }
 
 
+def resolve_server(
+    remote: str | None, token: str | None, *, wanted_by: str | None = None
+) -> SyncConfig:
+    """The sync server and token: the options, else $THREADLINE_REMOTE /
+    $THREADLINE_TOKEN, else the config file; a usage error naming what is
+    missing (``wanted_by``: the option that needs a server, for a command
+    without --remote/--token)."""
+    try:
+        config = SyncConfig.resolve(remote, token)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if config.remote is None or config.token is None:
+        name = "remote" if config.remote is None else "token"
+        missing = (
+            f"Missing --{name}: give it," if wanted_by is None else f"{wanted_by} needs a {name}:"
+        )
+        raise click.UsageError(
+            f"{missing} set $THREADLINE_{name.upper()}, or put it in {config_path()}"
+        )
+    return config
+
+
+def sync_service(local: SqliteRecorder, config: SyncConfig, interval: float) -> SyncService:
+    """The sync service of the local store ``local`` with the server of ``config``
+    (resolved by :func:`resolve_server`), a round every ``interval`` seconds."""
+    assert config.remote is not None
+    assert config.token is not None
+    return SyncService(
+        local,
+        RemoteRecorder(config.remote, config.token),
+        kinds=sync_kinds(config.policies()),
+        settings=SyncSettings(interval=interval),
+    )
+
+
 @click.command("sync")
 @click.option("--remote", metavar="URL", help="The sync server. Also $THREADLINE_REMOTE.")
 @click.option("--token", metavar="TOKEN", help="Its access token. Also $THREADLINE_TOKEN.")
@@ -86,27 +121,12 @@ def sync(
     $THREADLINE_HOME/sync.toml (keys remote and token). Exit status 1 if a
     thread failed to sync. `threadline list` shows each thread's sync status.
     """
-    try:
-        config = SyncConfig.resolve(remote, token)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-    if config.remote is None or config.token is None:
-        missing = "--remote" if config.remote is None else "--token"
-        raise click.UsageError(
-            f"Missing {missing}: give it, set $THREADLINE_"
-            f"{missing[2:].upper()}, or put it in {config_path()}"
-        )
-    server, secret = config.remote, config.token
+    config = resolve_server(remote, token)
     out = console()
 
     async def session() -> int:
         local = await asyncio.to_thread(SqliteRecorder, settings.db or default_db_path())
-        service = SyncService(
-            local,
-            RemoteRecorder(server, secret),
-            kinds=sync_kinds(config.policies()),
-            settings=SyncSettings(interval=interval),
-        )
+        service = sync_service(local, config, interval)
         try:
             while True:
                 report = await service.sync_once()

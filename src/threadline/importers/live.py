@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -87,25 +87,21 @@ def unit_of(agent: Agent, root: Path, path: Path) -> Unit | None:
             return None
 
 
+_Importer = Callable[..., Awaitable[ImportReport]]
+IMPORTERS: dict[Agent, _Importer] = {
+    "claude-code": claude_code.import_claude_code,
+    "codex": codex.import_codex,
+    "openhands": openhands.import_openhands,  # a conversation folder, or folders of them
+}
+
+
 async def import_unit(
     store: ThreadStore, unit: Unit, progress: ImportProgress | None = None
 ) -> ImportReport:
     """Import one unit (a file or folder that may be gone by now: then nothing)."""
     if not unit.path.exists():
         return ImportReport()
-    match unit.agent:
-        case "claude-code":
-            return await claude_code.import_claude_code(store, [unit.path], progress=progress)
-        case "codex":
-            return await codex.import_codex(store, [unit.path], progress=progress)
-        case "openhands":
-            if unit.path.is_dir() and (
-                (unit.path / "base_state.json").exists() or (unit.path / "events").is_dir()
-            ):
-                return await openhands.import_openhands_conversation(
-                    store, unit.path, progress=progress
-                )
-            return await openhands.import_openhands(store, [unit.path], progress=progress)
+    return await IMPORTERS[unit.agent](store, [unit.path], progress=progress)
 
 
 async def catch_up(
@@ -118,16 +114,8 @@ async def catch_up(
     reports: dict[Agent, ImportReport] = {}
     for agent, paths in folders.items():
         present = [path for path in paths if path.exists()]
-        if not present:
-            continue
-        match agent:
-            case "claude-code":
-                importer = claude_code.import_claude_code
-            case "codex":
-                importer = codex.import_codex
-            case "openhands":
-                importer = openhands.import_openhands
-        reports[agent] = await importer(store, present, progress=progress(agent))
+        if present:
+            reports[agent] = await IMPORTERS[agent](store, present, progress=progress(agent))
     return reports
 
 
@@ -141,7 +129,6 @@ class WatchStats:
     failures: int = 0
     last: Unit | None = None
     last_error: str | None = None
-    reports: list[ImportReport] = field(default_factory=list, repr=False)
 
 
 class Watcher:

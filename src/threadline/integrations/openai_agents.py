@@ -148,9 +148,8 @@ class ThreadlineSession(SessionABC):
 
     async def _ready(self) -> ThreadStore:
         """The store, opened on first use (on the portal's loop, the only loop
-        that runs this for a store the session opens)."""
-        if self.closed:
-            raise RuntimeError(f"{type(self).__name__} is closed")
+        that runs this for a store the session opens; :meth:`_run` has checked
+        that the session is open)."""
         if self._store is None:
             if self._opening is None:
                 self._opening = asyncio.Lock()
