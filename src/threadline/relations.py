@@ -23,12 +23,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
+from threadline.costs import CostLine, roll_up
 from threadline.deltas import (
     ChildLinkDelta,
     Delta,
     MessageDelta,
+    MetadataDelta,
     SummaryLinkDelta,
     ThreadCreate,
     fold,
@@ -36,7 +38,7 @@ from threadline.deltas import (
 from threadline.errors import ThreadNotFound, VersionConflict
 from threadline.events import THREAD_CREATED, THREAD_UPDATED, ThreadEvent
 from threadline.ids import new_thread_id
-from threadline.model import Message, Thread, ThreadHead
+from threadline.model import JsonObject, Message, Thread, ThreadHead
 from threadline.recorders.roles import (
     ArchiveLedger,
     LinkGraph,
@@ -44,6 +46,7 @@ from threadline.recorders.roles import (
     ThreadLink,
     ThreadLog,
     link_index,
+    usage_index,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +76,44 @@ HELD_BACK = "not synced (policy: sub-agent, memory only)"
 """Why a linked sub-agent thread that was neither deleted nor archived is not
 here: its persistence policy kept it in the memory of the machine it ran on."""
 
+HELD_BACK_KEY = "held_back_subagents"
+"""The parent's metadata key under which a tiered store notes, when a
+memory-only sub-agent expires, what it last knew of it (:class:`LastKnown`)."""
+
+
+class LastKnown(BaseModel):
+    """A held-back sub-agent as the machine it ran on last saw it, when its
+    memory-only copy expired: its title, messages and cost (the cost line
+    :func:`threadline.costs.roll_up` made of it then)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    title: str | None = None
+    messages: int = 0
+    cost: CostLine | None = None
+
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _without_computed(cls, value: object) -> object:
+        """A cost line as dumped (with its computed ``cost_usd``) reads back."""
+        if isinstance(value, dict) and "cost_usd" in value:
+            return {k: v for k, v in value.items() if k != "cost_usd"}
+        return value
+
+
+def last_known(parent: ThreadHead | None, thread_id: str) -> LastKnown | None:
+    """What ``parent``'s metadata notes of its held-back sub-agent ``thread_id``."""
+    if parent is None:
+        return None
+    noted = parent.metadata.get(HELD_BACK_KEY)
+    entry = noted.get(thread_id) if isinstance(noted, dict) else None
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return LastKnown.model_validate(entry)
+    except ValueError:  # written by hand or by another version: not known
+        return None
+
 
 class MissingThread(_Frozen):
     """A thread that another one links to but that is not there: deleted,
@@ -83,6 +124,7 @@ class MissingThread(_Frozen):
     relation: Relation  # what it is to the thread that links to it
     archived: bool = False
     held_back: str | None = None
+    last_known: LastKnown | None = None  # of a held-back one, if its machine noted it
 
 
 class RelatedThreads(_Frozen):
@@ -113,6 +155,7 @@ class TreeNode(_Frozen):
     children: tuple[str, ...]  # ids of the nodes under it, sub-agents first
     archived: bool = False
     held_back: str | None = None
+    last_known: LastKnown | None = None  # of a held-back one, if its machine noted it
 
     @property
     def missing(self) -> bool:
@@ -240,15 +283,18 @@ async def get_related_threads(store: ThreadStore, thread_id: str) -> RelatedThre
     found = await recorder.heads_many([i for _, i in wanted]) if wanted else {}
     absent = [(r, i) for r, i in wanted if i not in found]
     graph = await _absent_graph(recorder, thread_id, absent)
-    missing = [
-        MissingThread(
-            id=i,
-            relation=r,
-            archived=i in graph.archived,
-            held_back=_held_back(i, r, graph),
+    missing = []
+    for r, i in absent:
+        held_back = _held_back(i, r, graph)
+        missing.append(
+            MissingThread(
+                id=i,
+                relation=r,
+                archived=i in graph.archived,
+                held_back=held_back,
+                last_known=last_known(head, i) if held_back else None,
+            )
         )
-        for r, i in absent
-    ]
     return RelatedThreads(
         thread=head,
         parent=found.get(head.parent_thread_id or ""),
@@ -300,6 +346,32 @@ def _ordered_links(graph: LinkGraph, parent_id: str, links: list[ThreadLink]) ->
     )
 
 
+async def note_held_back(source: ThreadLog, home: ThreadLog, thread_id: str) -> None:
+    """Before a memory-only sub-agent in ``source`` expires, note what is known
+    of it — title, message count, cost — in its parent's metadata
+    (:data:`HELD_BACK_KEY`), when the parent lives in ``home``: the note then
+    travels with the parent, so every machine can show the held-back thread
+    with its title and cost. A parent written meanwhile is tried again once;
+    then the note is given up (the thread is still shown as held back)."""
+    head = await source.head(thread_id)
+    if head is None or head.parent_thread_id is None:
+        return
+    groups = await usage_index(source, "Held-back costs").usage_rollup([thread_id])
+    cost = roll_up(groups, by="thread").groups
+    known = LastKnown(title=head.title, messages=head.message_count, cost=cost[0] if cost else None)
+    noted = known.model_dump(mode="json", exclude_computed_fields=True)
+    patch: JsonObject = {HELD_BACK_KEY: {thread_id: noted}}
+    for _ in range(2):
+        parent = await home.head(head.parent_thread_id)
+        if parent is None:
+            return
+        try:
+            await home.append(parent.id, parent.v, [MetadataDelta(patch=patch)])
+            return
+        except VersionConflict:
+            continue
+
+
 def _held_back(thread_id: str, kind: str, graph: LinkGraph) -> str | None:
     """:data:`HELD_BACK` for a missing sub-agent that was neither deleted nor archived."""
     if kind != "child" or thread_id in graph.heads:
@@ -334,6 +406,8 @@ def build_tree(root_id: str, graph: LinkGraph) -> ThreadTree:
     while stack:  # depth-first, without recursion (trees can be deep)
         current = stack.pop()
         parent_id, kind, depth = placed[current]
+        held_back = _held_back(current, kind, graph)
+        parent = graph.heads.get(parent_id) if parent_id is not None else None
         nodes.append(
             TreeNode(
                 id=current,
@@ -343,7 +417,8 @@ def build_tree(root_id: str, graph: LinkGraph) -> ThreadTree:
                 head=graph.heads.get(current),
                 children=tuple(children[current]),
                 archived=current in graph.archived,
-                held_back=_held_back(current, kind, graph),
+                held_back=held_back,
+                last_known=last_known(parent, current) if held_back else None,
             )
         )
         stack.extend(reversed(children[current]))

@@ -73,6 +73,7 @@ from threadline.recorders.sync_state import (
     ThreadKind,
     thread_kind,
 )
+from threadline.relations import note_held_back
 from threadline.search import SearchHit
 from threadline.sync.client import RemoteRecorder
 from threadline.sync.service import DEFAULT_REMOTE, RemoteSync, SyncService, SyncSettings
@@ -379,6 +380,7 @@ class TieredStore(TieredArchiveLedger, TieredFileLog, ThreadRecorder):
         self.stats.evicted += len(cached) + len(only)
         for thread_id in only:
             self._ephemeral_ids.discard(thread_id)
+            await note_held_back(self._ephemeral, self, thread_id)
             await self._ephemeral.delete(thread_id)
             self.stats.lost += 1
             if len(self._expired) >= _EXPIRED_KEPT:

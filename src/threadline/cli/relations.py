@@ -50,10 +50,17 @@ def tree_command(settings: Settings, thread_id: str, from_root: bool, as_json: b
         return
     out = console()
     out.print(_draw(tree, costs), soft_wrap=True)
+    held = [n.last_known.cost for n in tree.nodes if n.last_known and n.last_known.cost]
     out.print(
         Text(
             f"{len(tree.nodes)} thread(s), {_cost(report.total)} in all"
-            + (f", {len(tree.missing)} missing" if tree.missing else ""),
+            + (f", {len(tree.missing)} missing" if tree.missing else "")
+            + (
+                f" (and {dollars(sum(c.cost_usd for c in held))} last known of "
+                f"{len(held)} not synced)"
+                if held
+                else ""
+            ),
             style="dim",
         )
     )
@@ -65,7 +72,14 @@ def _label(node: TreeNode, cost: CostLine | None) -> Text:
     if node.kind != "root":
         text.append("sub-agent " if node.kind == "child" else "summary ", style="dim")
     if node.head is None:
-        text.append(node.id, style="bold red")
+        known = node.last_known
+        if known is not None:  # held back: what its machine last knew of it
+            text.append(known.title or "(untitled)", style=_KIND_STYLES[node.kind])
+            text.append(f"  {node.id}", style="dim")
+            text.append(f"  {known.messages} messages · ")
+            text.append(_cost(known.cost) if known.cost is not None else dollars(0.0))
+        else:
+            text.append(node.id, style="bold red")
         if node.held_back is not None:
             text.append(f" {node.held_back}", style="yellow")
         else:

@@ -452,12 +452,17 @@ async def _tree(viewer: Viewer, thread_id: str) -> tuple[TreeItem, int, dict[str
     costs = await store.thread_costs([node.id for node in shown if node.head is not None])
     for node in shown:
         head = node.head
+        known = node.last_known  # a held-back sub-agent, as its machine last saw it
         item = TreeItem(
             id=node.id,
             kind=node.kind,
-            title=(head.title if head is not None else None) or node.id,
-            messages=head.message_count if head is not None else None,
-            cost=costs[node.id].cost_text() if node.id in costs else None,
+            title=(head.title if head is not None else known.title if known else None) or node.id,
+            messages=head.message_count if head is not None else known.messages if known else None,
+            cost=costs[node.id].cost_text()
+            if node.id in costs
+            else known.cost.cost_text()
+            if known and known.cost
+            else None,
             state="ok"
             if head is not None
             else node.held_back or ("archived" if node.archived else "deleted"),
