@@ -6,16 +6,34 @@ Nothing here is timed by itself; ``foundation.py`` decides what to time.
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import sqlite3
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from threadline import Message, ToolCall, ToolResult, Usage
+
+
+def load_langgraph() -> None:
+    """Import the ``langgraph`` package itself. ``bench/langgraph.py`` would
+    shadow it: a script's folder comes first on ``sys.path``. Once the package
+    is imported, ``from langgraph.x import y`` finds it wherever it is called."""
+    if hasattr(sys.modules.get("langgraph"), "__path__"):
+        return
+    here = Path(__file__).resolve().parent
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    try:
+        importlib.import_module("langgraph")
+    finally:
+        sys.path[:] = saved
+
 
 # -- a realistic mix of agent messages ----------------------------------------
 

@@ -10,13 +10,22 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
+from _common import GrowthRun, human_bytes, load_langgraph, store_bytes
 
-from _common import GrowthRun, human_bytes, store_bytes
-from threadline import Message
+load_langgraph()  # before any `from langgraph...`: bench/langgraph.py shadows it
+
+from langchain_core.messages import (  # noqa: E402
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: E402
+from langgraph.graph import END, START, StateGraph  # noqa: E402
+from langgraph.graph.message import add_messages  # noqa: E402
+
+from threadline import Message  # noqa: E402
 
 
 class State(TypedDict):
