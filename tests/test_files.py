@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from threadline.errors import (
     ThreadNotFound,
 )
 from threadline.files.contents import content_hash
-from threadline.files.log import NewFileChange
+from threadline.files.log import FileState, NewFileChange
 from threadline.files.rollback import RollbackReport
 from threadline.recorders import MemoryRecorder, SqliteRecorder
 from threadline.recorders.roles import file_log
@@ -79,8 +80,8 @@ async def test_a_change_keeps_the_content_before_and_after(store: ThreadStore, t
         "src/app.py",
         "modify",
     )
-    assert change.before is not None
-    assert change.after is not None
+    assert isinstance(change.before, FileState)
+    assert isinstance(change.after, FileState)
     assert await store.file_content(change.before.hash) == b"print('v1')\n"
     assert await store.file_content(change.after.hash) == b"print('v2')\n"
     assert (
@@ -95,8 +96,39 @@ async def test_records_are_durable_once_recorded(tmp_path: Path, tree: Path) -> 
         change = await store.record_file_change(thread_id, "call-1", path="README", type="delete")
     async with await ThreadStore.open(tmp_path / "t.db") as reopened:
         assert await reopened.file_changes(thread_id) == [change]
-        assert change.before is not None
+        assert isinstance(change.before, FileState)
         assert await reopened.file_content(change.before.hash) == b"readme\n"
+
+
+async def test_a_file_log_from_before_migration_12_reads_as_it_was(
+    tmp_path: Path, tree: Path
+) -> None:
+    """Migration 12 added the flags of contents not recorded; rows written
+    before it hold known contents and read back unchanged."""
+    path = tmp_path / "t.db"
+    async with await ThreadStore.open(path) as store:
+        thread_id = await new_thread(store, tree)
+        async with store.track_files(thread_id, "call-1") as files:
+            await files.write("src/app.py", "print('v2')\n")
+            await files.delete("README")
+        before = await store.file_changes(thread_id)
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        ALTER TABLE file_changes DROP COLUMN before_unknown;
+        ALTER TABLE file_changes DROP COLUMN after_unknown;
+        DELETE FROM schema_migrations WHERE version = 12;
+        """
+    )
+    conn.close()
+    async with await ThreadStore.open(path) as reopened:
+        assert await reopened.file_changes(thread_id) == before
+        assert [(c.before_unknown, c.after_unknown) for c in before] == [(False, False)] * 2
+        plan = await reopened.rollback_operation(thread_id, "call-1", dry_run=True)
+        assert outcomes(plan) == [
+            ("README", "recreate", "planned"),
+            ("src/app.py", "restore", "planned"),
+        ]
 
 
 @pytest.mark.parametrize(
@@ -259,9 +291,9 @@ async def test_modes_are_kept_and_restored(store: ThreadStore, tree: Path) -> No
         changed = await files.write("run.sh", "#!/bin/sh\necho hi\n")
         secret = await files.write("secret.key", "k", mode=0o600)
         await files.write("README", "readme\n", mode=0o700)
-    assert changed.after is not None
+    assert isinstance(changed.after, FileState)
     assert changed.after.mode == 0o755
-    assert secret.after is not None
+    assert isinstance(secret.after, FileState)
     assert secret.after.mode == 0o600
     assert (tree / "secret.key").stat().st_mode & 0o7777 == 0o600
     assert (tree / "README").stat().st_mode & 0o7777 == 0o700
@@ -499,7 +531,7 @@ async def test_binary_and_large_files_round_trip(store: ThreadStore, tree: Path)
         await files.write("random.bin", bytes(edited))
         await files.write("big.txt", text + b"one more line\n")
     for change in await store.file_changes(thread_id):
-        assert change.after is not None
+        assert isinstance(change.after, FileState)
         wanted = (tree / change.path).read_bytes() if change.operation_id == "call-2" else None
         if wanted is not None:
             assert await store.file_content(change.after.hash) == wanted
@@ -572,7 +604,7 @@ async def test_operations_are_listed_with_diffs(store: ThreadStore, tree: Path) 
     assert app.diff == (
         "--- a/src/app.py\n+++ b/src/app.py\n@@ -1 +1 @@\n-print('v1')\n+print('v2')\n"
     )
-    assert data.change.after is not None
+    assert isinstance(data.change.after, FileState)
     mode = data.change.after.mode
     assert data.diff == f"new file mode {0o100000 | mode:o}\nbinary: data.bin 0 -> 3 bytes\n"
     assert listed[1].rollback is not None

@@ -6,13 +6,16 @@ library; what is under test goes through ``python -m threadline``.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.importers.test_edits import TAX, session_folder
 from tests.test_cli import fails, run_cli, succeeds, succeeds_json
 from threadline import Message, ThreadStore
+from threadline.importers import import_claude_code
 
 
 @pytest.fixture
@@ -122,3 +125,52 @@ async def test_rollback_to_a_message_with_dry_run_then_for_real(home: Path, proj
 def test_rollback_needs_exactly_one_target(home: Path) -> None:
     error = fails(run_cli(home, "rollback", "T-files"), 2)
     assert "Give exactly one of --operation OP and --to-message MSG" in error
+
+
+async def test_imported_edits_without_their_before_are_listed_and_never_rolled_back(
+    home: Path, tmp_path: Path
+) -> None:
+    """A Claude Code session whose Write (t-over) replaced shop/tax.py without
+    showing it first: ``files`` lists the change with its before not recorded,
+    and ``rollback`` refuses that file, in a dry run and for real, even forced."""
+    cwd, source = session_folder(tmp_path)
+    async with await ThreadStore.open(home / "threads.db") as store:
+        report = await import_claude_code(store, [source])
+    assert report.edits_unknown_before == 2
+    out = succeeds(run_cli(home, "files", "sess-edits", "--operation", "t-over"))
+    assert out.splitlines()[0] == "Operation t-over"
+    assert re.match(
+        r"  #5 modify shop/tax\.py  \? -> 11 B  .*  \(before not recorded in the transcript\)$",
+        out.splitlines()[1],
+    )
+    assert out.splitlines()[2] == (
+        "    before not recorded in the transcript: shop/tax.py ? -> 11 bytes"
+    )
+    listed = succeeds_json(run_cli(home, "files", "sess-edits", "--no-diff", "--json"))
+    blind = listed["operations"][3]["changes"][0]["change"]
+    assert (blind["operation_id"], blind["before"], blind["after"]) == (
+        "t-blind",
+        {"unknown": True},
+        {"unknown": True},
+    )
+
+    dry = run_cli(home, "rollback", "sess-edits", "--operation", "t-over", "--dry-run")
+    assert dry.returncode == 1, dry.stderr
+    assert re.search(
+        r"^shop/tax\.py +none +refused +its content before change #5 is not recorded",
+        dry.stdout,
+        re.M,
+    )
+    assert "so it cannot be put back, not even with --force; restore it by hand" in dry.stdout
+    assert "Files whose earlier content was never recorded cannot be rolled back" in dry.stdout
+    assert "--force overwrites them" not in dry.stdout
+    assert "Dry run: nothing was changed." in dry.stdout
+    for force in ((), ("--force",)):
+        real = run_cli(home, "rollback", "sess-edits", "--operation", "t-over", *force, "--json")
+        assert real.returncode == 1, real.stderr
+        outcome = json.loads(real.stdout)
+        assert outcome["operation_id"] is None
+        assert [(f["path"], f["status"], f["unrecorded"]) for f in outcome["files"]] == [
+            ("shop/tax.py", "refused", True)
+        ]
+    assert (cwd / "shop" / "tax.py").read_text() == TAX

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
         WriterClosed,
     )
     from threadline.events import ThreadEvent
-    from threadline.files.log import FileChange, FileState
+    from threadline.files.log import FileChange, FileState, UnknownContent
     from threadline.files.rollback import FileOutcome, RollbackReport
     from threadline.files.tracking import FileDiff, FileOperation, ToolFiles
     from threadline.lifecycle.archive import ColdStorage
@@ -136,6 +136,7 @@ _WHERE: dict[str, str] = {
     "ToolResult": "threadline.model",
     "TreeNode": "threadline.relations",
     "TruncateDelta": "threadline.deltas",
+    "UnknownContent": "threadline.files.log",
     "UpdateOp": "threadline.batch",
     "Usage": "threadline.model",
     "UsageTotals": "threadline.model",
@@ -210,6 +211,7 @@ __all__ = [
     "ToolResult",
     "TreeNode",
     "TruncateDelta",
+    "UnknownContent",
     "UpdateOp",
     "Usage",
     "UsageTotals",

@@ -22,6 +22,7 @@ from threadline.errors import (
 )
 from threadline.files.contents import decode_chain, encode
 from threadline.files.log import (
+    UNKNOWN,
     ContentUsage,
     FileState,
     NewFileChange,
@@ -226,6 +227,45 @@ class FileLogContract(abc.ABC):
         assert await recorder.file_rollbacks("T-1") == []
         # TWO is still used by T-2, and ONE as the base TWO is stored against.
         assert (await recorder.content_usage()).contents == 3
+        assert await recorder.delete("T-2")
+        assert await recorder.content_usage() == ContentUsage(0, 0, 0)
+
+    async def test_contents_not_recorded_are_stored_as_unknown_and_read_back(
+        self, recorder: FileLog
+    ) -> None:
+        # An import's edits of files its transcript never showed: a write over
+        # one (before unknown), an edit (both unknown), a delete, a known edit
+        # whose result is unknown. They name no content, so none is needed.
+        changes = [
+            NewFileChange("op-1", "a.txt", UNKNOWN, state(ONE)),
+            NewFileChange("op-2", "b.txt", UNKNOWN, UNKNOWN),
+            NewFileChange("op-2", "c.txt", UNKNOWN, None),
+            NewFileChange("op-3", "d.txt", state(THREE), UNKNOWN),
+        ]
+        recorded = await recorder.record_file_changes("T-1", changes, [ONE, THREE])
+        assert [(c.type, c.before_unknown, c.after_unknown) for c in recorded] == [
+            ("modify", True, False),
+            ("modify", True, True),
+            ("delete", True, False),
+            ("modify", False, True),
+        ]
+        assert [(c.before, c.after) for c in recorded] == [
+            (UNKNOWN, state(ONE)),
+            (UNKNOWN, UNKNOWN),
+            (UNKNOWN, None),
+            (state(THREE), UNKNOWN),
+        ]
+        assert await recorder.file_changes("T-1") == recorded
+        latest = await recorder.latest_file_changes("T-1", ["b.txt", "d.txt"])
+        assert [latest["b.txt"], latest["d.txt"]] == [recorded[1], recorded[3]]
+        assert (await recorder.content_usage()).contents == 2
+        # Copied to another thread (what a sync does) they stay unknown, and
+        # only their known contents are asked for.
+        await recorder.append("T-2", 0, [ThreadCreate(id="T-2", created=1)])
+        copied = [c.model_copy(update={"thread_id": "T-2"}) for c in recorded]
+        assert await recorder.copy_file_changes("T-2", 0, copied, []) == 4
+        assert await recorder.file_changes("T-2") == copied
+        assert await recorder.delete("T-1")
         assert await recorder.delete("T-2")
         assert await recorder.content_usage() == ContentUsage(0, 0, 0)
 

@@ -49,6 +49,11 @@ def test_codex_import_prints_a_summary(tmp_path: Path, codex_dir: Path) -> None:
     assert "Sub-agent threads 1" in lines
     assert "Tool calls 3" in lines
     assert "Malformed lines 1" in lines
+    # Its apply_patch updates a file: the patch holds neither content whole.
+    assert (
+        "File edits recorded 1 (1 with the content before not recorded in the transcript, "
+        "1 with the content after not recorded in the transcript)"
+    ) in lines
     assert "event_msg:user_message 1" in lines
 
 

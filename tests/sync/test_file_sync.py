@@ -8,10 +8,11 @@ import random
 import httpx
 import orjson
 
-from tests.contract.filelog_suite import ONE, THREE, TWO, change
+from tests.contract.filelog_suite import ONE, THREE, TWO, change, state
 from tests.sync.conftest import FakeClock, Server, replica
 from threadline.deltas import MessageDelta, ThreadCreate
 from threadline.files.contents import decode_chain
+from threadline.files.log import UNKNOWN, NewFileChange
 from threadline.model import Message
 from threadline.sync.client import RemoteRecorder
 
@@ -82,3 +83,70 @@ async def test_file_changes_travel_with_their_thread_and_only_missing_contents_a
         await server.close()
         await a.close()
         await b.close()
+
+
+async def test_changes_with_contents_not_recorded_travel_without_them(
+    sync_server: Server,
+) -> None:
+    """An import's edits of files its transcript never showed are pushed with
+    their sides marked unknown and only the contents that are known; the
+    server keeps them as they are and another replica pulls the same log."""
+    token = await sync_server.token()
+    transport = Counting()
+    a = replica(
+        sync_server.url, token, clock=FakeClock(), rng=random.Random(3), transport=transport
+    )
+    b = replica(sync_server.url, token, clock=FakeClock(), rng=random.Random(4))
+    server = RemoteRecorder(sync_server.url, token)
+    assert a.sync is not None
+    assert b.sync is not None
+    try:
+        await a.append("T", 0, [ThreadCreate(id="T", created=0)])
+        await a.record_file_changes(
+            "T",
+            [
+                NewFileChange("t-over", "a.txt", UNKNOWN, state(ONE)),
+                NewFileChange("t-blind", "b.txt", UNKNOWN, UNKNOWN),
+                NewFileChange("c-1", "c.txt", UNKNOWN, None),
+            ],
+            [ONE],
+        )
+        report = await a.sync.sync_once()
+        assert (report.files_pushed, report.failed) == (3, {})
+        pushed = orjson.loads(
+            transport.bodies[transport.requests.index("POST /v1/threads/T/files")]
+        )
+        assert [(c["before"], c["after"] is None) for c in pushed["changes"]] == [
+            ({"unknown": True}, False),
+            ({"unknown": True}, False),
+            ({"unknown": True}, True),
+        ]
+        assert [c["hash"] for c in pushed["contents"]] == [ONE.hash]
+        assert (await server.read_file_log("T")).changes == await a.file_changes("T")
+
+        report = await b.sync.sync_once()
+        assert (report.files_pulled, report.failed) == (3, {})
+        pulled = await b.file_changes("T")
+        assert pulled == await a.file_changes("T")
+        assert [(c.before_unknown, c.after_unknown) for c in pulled] == [
+            (True, False),
+            (True, True),
+            (True, False),
+        ]
+        assert decode_chain(await b.content_chain(ONE.hash), {}) == b"one\n" * 100
+    finally:
+        await server.close()
+        await a.close()
+        await b.close()
+
+
+async def test_a_content_query_names_content_hashes_only(sync_server: Server) -> None:
+    """Only a content hash can be asked about: any other string (which no backend
+    could hold, e.g. one with a NUL) is refused as invalid, not looked up."""
+    token = await sync_server.token()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=sync_server.url, headers=headers) as http:
+        refused = await http.post("/v1/contents/missing", json={"hashes": ["a\u0000b"]})
+        assert refused.status_code == 422
+        asked = await http.post("/v1/contents/missing", json={"hashes": [ONE.hash]})
+        assert asked.json() == {"missing": [ONE.hash]}

@@ -14,6 +14,8 @@ from tests.viewer.conftest import BASE, Site, client
 from tests.viewer.dom import Node, parse
 from tests.viewer.seeding import ARCHIVED, HOSTILE, LONG, MAIN, NEW_CONTENT, OTHER, XSS
 from threadline.deltas import MessageDelta, TruncateDelta
+from threadline.files.contents import encode
+from threadline.files.log import UNKNOWN, FileState, NewFileChange
 from threadline.model import Message
 from threadline.store import ThreadStore
 from threadline.viewer.render import link_allowed, markdown
@@ -526,3 +528,33 @@ async def test_thread_ids_with_url_characters_round_trip(site: Site) -> None:
     assert document.one("h1").text == "odd id"
     fragment = await site.a.get(f"{href}/messages", params={"before": 1})
     assert (fragment.status_code, fragment.json()["first_index"]) == (200, 0)
+
+
+async def test_a_change_whose_before_is_not_recorded_shows_no_invented_diff(site: Site) -> None:
+    """An imported Write over a file its transcript never showed: the viewer
+    says the content before is not recorded, and draws no diff."""
+    recorder = await site.storage.recorder("team-a")
+    written = encode(b"DEBUG = False\n")
+    after = FileState(hash=written.hash, size=written.size, mode=0o644)
+    await recorder.record_file_changes(
+        MAIN, [NewFileChange("toolu_edit", "config.py", UNKNOWN, after)], [written]
+    )
+    response = await site.a.get(
+        f"/threads/{MAIN}/files", params={"operation": "toolu_edit", "fragment": "true"}
+    )
+    assert response.status_code == 200
+    edited, blind = parse(response.text).all("div", "file-diff")
+    assert edited.all("span", "unrecorded") == []
+    assert [s.text for s in blind.all("span", "unrecorded")] == [
+        "before not recorded in the transcript"
+    ]
+    assert blind.all("pre", "diff") == []
+    assert blind.one("p", "unrecorded").text == (
+        "No diff: before not recorded in the transcript: config.py ? -> 14 bytes"
+    )
+    document = await page(site, f"/threads/{MAIN}")
+    listed = document.by_id("op-toolu_edit").all("li")
+    assert [li.one("code").text for li in listed] == ["auth.py", "config.py"]
+    assert [len(li.all("span", "unrecorded")) for li in listed] == [0, 1]
+    call_files = document.one("ul", "call-files").all("li")
+    assert [len(li.all("span", "unrecorded")) for li in call_files] == [0, 1]

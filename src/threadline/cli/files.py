@@ -14,6 +14,7 @@ from rich.text import Text
 
 from threadline.cli.commands import Settings, console, json_option, print_json, run
 from threadline.cli.render import when
+from threadline.files.log import FileChange, State, UnknownContent
 from threadline.files.rollback import RollbackReport
 from threadline.files.tracking import FileOperation
 
@@ -36,6 +37,22 @@ def _diff_line(line: str) -> Text:
     if line.startswith("@@"):
         return Text(line, style="cyan")
     return Text(line)
+
+
+def _size(state: State) -> str:
+    if state is None:
+        return "-"
+    return "?" if isinstance(state, UnknownContent) else f"{state.size} B"
+
+
+def _unrecorded(change: FileChange) -> str:
+    """The listing's note on a change with a content not recorded (else empty)."""
+    sides = [
+        side
+        for side, unknown in (("before", change.before_unknown), ("after", change.after_unknown))
+        if unknown
+    ]
+    return f"  ({' and '.join(sides)} not recorded in the transcript)" if sides else ""
 
 
 def _operation_title(op: FileOperation) -> Text:
@@ -63,16 +80,14 @@ def print_operations(out: Console, thread_id: str, operations: list[FileOperatio
         out.print(_operation_title(op))
         for item in op.changes:
             change = item.change
-            sizes = " -> ".join(
-                "-" if state is None else f"{state.size} B"
-                for state in (change.before, change.after)
-            )
+            sizes = f"{_size(change.before)} -> {_size(change.after)}"
             out.print(
                 Text.assemble(
                     f"  #{change.seq} ",
                     (f"{change.type:<6} ", "bold"),
                     change.path,
                     (f"  {sizes}  {when(change.at)}", "dim"),
+                    (_unrecorded(change), "yellow"),
                 )
             )
             for line in item.diff.splitlines():
@@ -92,7 +107,9 @@ def files_command(
     """Show the files thread ID's tool calls changed, by operation, with unified diffs.
 
     Rollbacks are operations too (their ids start with R-); an operation all of
-    whose changes were undone is marked rolled back.
+    whose changes were undone is marked rolled back. A change imported from a
+    transcript that did not show the file before (or after) it is listed with
+    that content marked "not recorded" (size ?), and no diff.
     """
     operations = run(
         settings,
@@ -147,8 +164,14 @@ def print_report(out: Console, report: RollbackReport) -> None:
             f"{report.thread_id} --operation {report.operation_id}",
             soft_wrap=True,
         )
-    if report.refused:
+    if any(not outcome.unrecorded for outcome in report.refused):
         out.print("Refused files were left as they are; --force overwrites them.", style="yellow")
+    if any(outcome.unrecorded for outcome in report.refused):
+        out.print(
+            "Files whose earlier content was never recorded cannot be rolled back, not even "
+            "with --force; restore them by hand.",
+            style="yellow",
+        )
     if report.failed:
         out.print("Some files failed; run the same rollback again to finish it.", style="red")
 
@@ -180,7 +203,9 @@ def rollback_command(
     """Undo the file changes of one operation (--operation) or of everything after
     a message (--to-message) in thread ID, and report per file what was done.
 
-    A file edited since the change is refused unless --force. The rollback is
+    A file edited since the change is refused unless --force; a file whose
+    earlier content was never recorded (an imported edit whose transcript did
+    not show it) is refused even then. The rollback is
     recorded as an operation of its own, so it can be rolled back in turn.
     Running an interrupted rollback again finishes it. Exits with status 1 if
     a file was refused or failed.

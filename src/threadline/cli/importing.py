@@ -111,6 +111,21 @@ def _run_import(
     return report
 
 
+def _edits(report: ImportReport) -> str:
+    """The agents' own edits recorded as file changes, and how many of them lack
+    a content the transcript did not hold (see importers/edits.py)."""
+    text = f"{report.edits_recorded:,}"
+    unknown = [
+        f"{count:,} with the content {side} not recorded in the transcript"
+        for side, count in (
+            ("before", report.edits_unknown_before),
+            ("after", report.edits_unknown_after),
+        )
+        if count
+    ]
+    return text + (f" ({', '.join(unknown)})" if unknown else "")
+
+
 def print_report(out: Console, report: ImportReport) -> None:
     """The import summary: what was new in this run, and what was skipped."""
     table = Table(title="Imported", title_justify="left", box=None, show_header=False)
@@ -138,6 +153,7 @@ def print_report(out: Console, report: ImportReport) -> None:
         ("Already imported", f"{report.already_imported:,} messages"),
         ("Replayed lines (resumes, forks)", f"{report.replayed:,}"),
         ("Malformed lines", f"{report.malformed:,}"),
+        ("File edits recorded", _edits(report)),
     )
     for name, value in rows:
         table.add_row(name, value)
@@ -149,6 +165,13 @@ def print_report(out: Console, report: ImportReport) -> None:
         for kind, count in sorted(report.skipped.items(), key=lambda item: (-item[1], item[0])):
             skipped.add_row(kind, f"{count:,}")
         out.print(skipped)
+    if report.edits_left_out:
+        left_out = Table(title="File edits not recorded", title_justify="left", box=None)
+        left_out.add_column("why")
+        left_out.add_column("edits", justify="right")
+        for why, count in sorted(report.edits_left_out.items()):
+            left_out.add_row(why, f"{count:,}")
+        out.print(left_out)
     if report.unlinked:
         out.print(
             f"{len(report.unlinked)} sub-agent or summary threads name a parent that is not "

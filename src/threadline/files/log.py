@@ -10,13 +10,18 @@ changes that name the changes they revert, so it can be undone in turn.
 The file log does not add versions to the thread: ``thread_version`` only
 records which version the thread was at when the change was recorded, which
 is what "every change after this message" means.
+
+A state may be :class:`UnknownContent`: the log does not hold what the file
+contained. Only imports record such states (an agent's edit of a file its
+transcript never showed, :mod:`threadline.importers.edits`); nothing reads,
+diffs or restores a content it does not have.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import orjson
 from pydantic import ConfigDict, Field, model_validator
@@ -34,14 +39,42 @@ class FileState(_Frozen):
     mode: int = Field(ge=0, le=0o7777)
 
 
-def same_content(a: FileState | None, b: FileState | None) -> bool:
-    """Both absent, or both present with the same bytes (modes are not compared)."""
+class UnknownContent(_Frozen):
+    """A file whose content the log does not hold: an imported agent edited or
+    overwrote it, and the transcript did not show what it contained, so
+    neither its bytes nor its size nor its mode are known.
+
+    It is never invented: no diff is made against it, and no rollback puts it
+    back (:mod:`threadline.files.rollback` refuses, even when forced). In JSON,
+    ``{"unknown": true}``.
+    """
+
+    unknown: Literal[True]
+
+
+UNKNOWN = UnknownContent(unknown=True)
+
+State: TypeAlias = FileState | UnknownContent | None
+"""What a change says about a file on one side: its content, a content not
+recorded, or (``None``) that there was no file."""
+
+
+def same_content(a: State, b: State) -> bool:
+    """Both absent, or both present with the same bytes (modes are not compared).
+    A content not recorded is the same as nothing, not even another unknown one."""
+    if isinstance(a, UnknownContent) or isinstance(b, UnknownContent):
+        return False
     if a is None or b is None:
         return a is b
     return a.hash == b.hash
 
 
-def change_type(before: FileState | None, after: FileState | None) -> ChangeType:
+def content_hashes(change: FileChange | NewFileChange) -> list[str]:
+    """The contents ``change`` names (a content not recorded names none)."""
+    return [s.hash for s in (change.before, change.after) if isinstance(s, FileState)]
+
+
+def change_type(before: State, after: State) -> ChangeType:
     """``create`` from nothing, ``delete`` to nothing, else ``modify``."""
     if before is None and after is None:
         raise ValueError("a file change needs a file before or after it")
@@ -54,7 +87,9 @@ class FileChange(_Frozen):
     """One recorded change of one file, numbered ``seq`` (1, 2, ...) in its thread's file log.
 
     ``before`` is ``None`` for a file that did not exist (a create), ``after``
-    for one that no longer exists (a delete). ``dirs`` are directories (relative
+    for one that no longer exists (a delete); either may be
+    :class:`UnknownContent` (``before_unknown``, ``after_unknown``) when an
+    imported transcript did not hold it. ``dirs`` are directories (relative
     paths, deepest last) that a create made because they were missing, or
     that a delete made by a rollback removes once they are empty. ``reverts``
     lists the changes a rollback change undoes; it is empty for a tool's own
@@ -66,8 +101,8 @@ class FileChange(_Frozen):
     operation_id: str
     path: str
     type: ChangeType
-    before: FileState | None
-    after: FileState | None
+    before: FileState | UnknownContent | None
+    after: FileState | UnknownContent | None
     dirs: tuple[str, ...] = ()
     reverts: tuple[int, ...] = ()
     thread_version: int = Field(ge=1)
@@ -109,6 +144,16 @@ class FileChange(_Frozen):
             raise ValueError(f"change {self.seq} of {self.path} is not a {self.type}")
         return self
 
+    @property
+    def before_unknown(self) -> bool:
+        """What the file held before the change is not recorded."""
+        return isinstance(self.before, UnknownContent)
+
+    @property
+    def after_unknown(self) -> bool:
+        """What the file held after the change is not recorded."""
+        return isinstance(self.after, UnknownContent)
+
 
 @dataclass(frozen=True, slots=True)
 class NewFileChange:
@@ -116,8 +161,8 @@ class NewFileChange:
 
     operation_id: str
     path: str
-    before: FileState | None
-    after: FileState | None
+    before: State
+    after: State
     dirs: tuple[str, ...] = ()
     reverts: tuple[int, ...] = ()
 
@@ -195,7 +240,10 @@ def check_copy(thread_id: str, after: int, changes: Sequence[FileChange]) -> Non
 
 # One stored change, in the column order both SQL backends use:
 # thread_id, seq, operation_id, path, before (hash, size, mode), after (hash,
-# size, mode), dirs (JSON), reverts (JSON), thread_version, at.
+# size, mode), dirs (JSON), reverts (JSON), thread_version, at, before_unknown,
+# after_unknown. A content not recorded is stored as no hash, size and mode with
+# its *_unknown flag set (migration 12 of both backends added the flags; rows
+# written before it read as they did).
 ChangeRow = tuple[
     str,
     int,
@@ -211,7 +259,26 @@ ChangeRow = tuple[
     bytes | None,
     int,
     int,
+    bool,
+    bool,
 ]
+
+
+def stored_state(
+    content_hash: str | None, size: int | None, mode: int | None, unknown: object
+) -> State:
+    """A state as a backend stored it (see :data:`ChangeRow`); not validated again."""
+    if unknown:
+        return UNKNOWN
+    if content_hash is None:
+        return None
+    return FileState.model_construct(hash=content_hash, size=size or 0, mode=mode or 0)
+
+
+def _columns(state: State) -> tuple[str | None, int | None, int | None]:
+    if isinstance(state, FileState):
+        return state.hash, state.size, state.mode
+    return None, None, None
 
 
 def copied_row(change: FileChange) -> ChangeRow:
@@ -232,14 +299,12 @@ def change_row(
         seq,
         change.operation_id,
         change.path,
-        before.hash if before else None,
-        before.size if before else None,
-        before.mode if before else None,
-        after.hash if after else None,
-        after.size if after else None,
-        after.mode if after else None,
+        *_columns(before),
+        *_columns(after),
         orjson.dumps(change.dirs) if change.dirs else None,
         orjson.dumps(change.reverts) if change.reverts else None,
         thread_version,
         at,
+        isinstance(before, UnknownContent),
+        isinstance(after, UnknownContent),
     )

@@ -16,6 +16,12 @@ overwritten only if it still holds what the changes left (or with force);
 a file that already is as the rollback would leave it is left alone; a file
 edited since is refused. Contents are compared, not modes: a rollback sets
 the mode it restores.
+
+A content the log does not hold (:class:`~threadline.files.log.UnknownContent`,
+from an import whose transcript did not show the file) is never written: a
+path whose rollback would need it is refused, forced or not, and marked
+``unrecorded``; a path whose changes left one cannot be checked against the
+disk, so it is refused unless forced.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from threadline.files.log import FileChange, FileState, same_content
+from threadline.files.log import FileChange, FileState, State, UnknownContent, same_content
 from threadline.files.workdir import DiskFile, describe_state
 from threadline.model import _Frozen
 
@@ -44,13 +50,17 @@ class FileOutcome(_Frozen):
     as the rollback leaves it), ``refused`` (the file is not what the changes
     left; ``reason`` says why and what to do) or ``failed`` (the write raised
     an error; run the rollback again to finish). ``forced`` marks a file
-    overwritten although it was refused. ``changes`` are the undone changes.
+    overwritten although it was refused. ``unrecorded`` marks a file refused
+    because the content to put back was never recorded (an imported edit whose
+    transcript did not hold it): no rollback, forced or not, can restore it.
+    ``changes`` are the undone changes.
     """
 
     path: str
     action: RollbackAction
     status: RollbackStatus
     forced: bool = False
+    unrecorded: bool = False
     reason: str | None = None
     changes: tuple[int, ...] = ()
 
@@ -110,8 +120,8 @@ class PathPlan:
     path: str
     undoes: tuple[int, ...]
     reverts: tuple[int, ...]
-    expected: FileState | None
-    target: FileState | None
+    expected: State
+    target: State
     remove_dirs: tuple[str, ...] = ()
     obstacle: str | None = None
     journaled: bool = False
@@ -158,7 +168,13 @@ def plan_operation(
             continue
         obstacle = None
         for older, newer in itertools.pairwise(live):
-            if not same_content(newer.before, older.after):
+            if newer.before_unknown or older.after_unknown:
+                obstacle = (
+                    f"what it held between changes #{older.seq} and #{newer.seq} of the "
+                    "operation is not recorded, so whether something else changed it in "
+                    "between is not known"
+                )
+            elif not same_content(newer.before, older.after):
                 obstacle = (
                     f"it was changed between changes #{older.seq} and #{newer.seq} of the "
                     "operation, by another operation or by hand"
@@ -227,14 +243,25 @@ def plan_resume(journaled: Sequence[FileChange]) -> list[PathPlan]:
     ]
 
 
-def action_of(current: FileState | None, target: FileState | None) -> RollbackAction:
+def action_of(current: FileState | None, target: State) -> RollbackAction:
     if target is None:
         return "none" if current is None else "remove"
     return "recreate" if current is None else "restore"
 
 
-def _same_file(a: FileState | None, b: FileState | None) -> bool:
-    return same_content(a, b) and (a is None or b is None or a.mode == b.mode)
+def _same_file(a: State, b: State) -> bool:
+    if isinstance(a, FileState) and isinstance(b, FileState):
+        return a.hash == b.hash and a.mode == b.mode
+    return same_content(a, b)
+
+
+def unrecorded_reason(plan: PathPlan) -> str:
+    """Why ``plan`` cannot be carried out: the content to put back was never recorded."""
+    return (
+        f"its content before change #{plan.undoes[0]} is not recorded (not in the transcript "
+        "it was imported from), so it cannot be put back, not even with --force; restore it "
+        "by hand (from version control, for instance)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,12 +288,15 @@ def decide(plan: PathPlan, disk: DiskFile, *, force: bool, dry_run: bool) -> Dec
                 action=action,
                 status=status,
                 forced=forced,
+                unrecorded=isinstance(plan.target, UnknownContent),
                 reason=reason,
                 changes=plan.undoes,
             ),
             write,
         )
 
+    if isinstance(plan.target, UnknownContent):
+        return outcome("refused", unrecorded_reason(plan))
     if disk.kind == "other":
         return outcome(
             "refused",
@@ -280,6 +310,16 @@ def decide(plan: PathPlan, disk: DiskFile, *, force: bool, dry_run: bool) -> Dec
         if force:
             return outcome("planned", f"forced: {plan.obstacle}", forced=True)
         return outcome("refused", f"{plan.obstacle}; or {FORCE_HINT}")
+    if isinstance(plan.expected, UnknownContent):
+        if _same_file(disk.state, plan.target):
+            return outcome("unchanged", "already as the rollback leaves it")
+        detail = (
+            f"what change #{plan.undoes[-1]} left is not recorded (the transcript it was "
+            "imported from did not hold it), so whether it was edited since is not known"
+        )
+        if force:
+            return outcome("planned", f"forced: {detail}", forced=True)
+        return outcome("refused", f"{detail}; {FORCE_HINT}")
     if same_content(disk.state, plan.expected):
         if _same_file(disk.state, plan.target):
             return outcome("unchanged", "already as the rollback leaves it")

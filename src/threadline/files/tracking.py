@@ -27,7 +27,6 @@ those it runs, not those of other processes.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import os
 import threading
 from collections import OrderedDict
@@ -51,6 +50,7 @@ from threadline.errors import (
     ThreadNotFound,
 )
 from threadline.files import contents, workdir
+from threadline.files.diffs import DIFF_LIMIT, unified_diff
 from threadline.files.log import (
     ChangeType,
     FileChange,
@@ -58,6 +58,7 @@ from threadline.files.log import (
     FileState,
     NewFileChange,
     NewRollback,
+    State,
     StoredContent,
 )
 from threadline.files.rollback import (
@@ -79,12 +80,11 @@ if TYPE_CHECKING:  # the role is only named here; importing it would be a cycle
     from threadline.recorders.roles import FileLog
 
 CHANGE_TYPES: tuple[ChangeType, ...] = ("create", "modify", "delete")
-DIFF_LIMIT = 512 * 1024
-"""Contents larger than this (bytes) are summarised, not diffed."""
 
 
 class FileDiff(_Frozen):
-    """A change and its unified diff (a one-line summary for binary or huge files)."""
+    """A change and its unified diff (a one-line summary for binary or huge files,
+    and for a change with a content not recorded: :mod:`threadline.files.diffs`)."""
 
     change: FileChange
     diff: str
@@ -255,12 +255,13 @@ class FileTracker:
         wanted: dict[str, tuple[bytes, bytes | None, str | None]] = {}
         for item in prepared:
             before, after = item.change.before, item.change.after
-            if before is not None and item.before_data is not None:
-                wanted.setdefault(before.hash, (item.before_data, None, None))
-            if after is not None and item.after_data is not None:
-                base = item.before_data if before is not None else None
+            known = before if isinstance(before, FileState) else None
+            if known is not None and item.before_data is not None:
+                wanted.setdefault(known.hash, (item.before_data, None, None))
+            if isinstance(after, FileState) and item.after_data is not None:
+                base = item.before_data if known is not None else None
                 wanted.setdefault(
-                    after.hash, (item.after_data, base, before.hash if before else None)
+                    after.hash, (item.after_data, base, known.hash if known else None)
                 )
         if not wanted:
             return []
@@ -334,12 +335,17 @@ class FileTracker:
         return listed
 
     async def _diff(self, change: FileChange) -> str:
+        if change.before_unknown or change.after_unknown:
+            return unified_diff(change, None, None)  # a summary: nothing to diff against
         states = (change.before, change.after)
-        if any(state is not None and state.size > DIFF_LIMIT for state in states):
+        if any(isinstance(s, FileState) and s.size > DIFF_LIMIT for s in states):
             return unified_diff(change, None, None, too_large=True)
-        before = None if change.before is None else await self.content(change.before.hash)
-        after = None if change.after is None else await self.content(change.after.hash)
+        before = await self._content_of(change.before)
+        after = await self._content_of(change.after)
         return unified_diff(change, before, after)
+
+    async def _content_of(self, state: State) -> bytes | None:
+        return await self.content(state.hash) if isinstance(state, FileState) else None
 
     # -- rolling back -----------------------------------------------------
 
@@ -488,9 +494,9 @@ class FileTracker:
             }
         )
 
-    async def _check_stored(self, states: Iterable[FileState | None]) -> None:
+    async def _check_stored(self, states: Iterable[State]) -> None:
         """Refuse to start writing if a content to write back is not stored."""
-        wanted = sorted({s.hash for s in states if s is not None})
+        wanted = sorted({s.hash for s in states if isinstance(s, FileState)})
         stored = await self._recorder.content_depths(wanted)
         for content_hash in wanted:
             if content_hash not in stored:
@@ -500,7 +506,7 @@ class FileTracker:
         target = step.plan.target
         outcome = step.decision.outcome
         try:
-            data = None if target is None else await self.content(target.hash)
+            data = await self._content_of(target)  # never unknown: decide() refuses those
             await asyncio.to_thread(_put, space, step.plan, data)
         except (OSError, PathOutsideWorkspace) as exc:
             return outcome.model_copy(
@@ -582,7 +588,7 @@ class ToolFiles:
             mode=mode,
         )
         data = content.encode() if isinstance(content, str) else content
-        assert change.after is not None
+        assert isinstance(change.after, FileState)
         await asyncio.to_thread(workdir.write_file, real, data, change.after.mode)
         self._changes.append(change)
         return change
@@ -697,6 +703,7 @@ def _put(space: WorkDir, plan: PathPlan, data: bytes | None) -> None:
         workdir.remove_file(real)
     else:
         assert data is not None
+        assert isinstance(plan.target, FileState)  # decide() refuses a content not recorded
         workdir.write_file(real, data, plan.target.mode)
 
 
@@ -715,52 +722,3 @@ def _tidy(space: WorkDir, steps: Sequence[_Step]) -> None:
         except PathOutsideWorkspace:
             continue
     workdir.remove_empty_dirs(space, dirs)
-
-
-# -- diffs ---------------------------------------------------------------------
-
-
-def _text(data: bytes) -> list[str] | None:
-    if b"\0" in data:
-        return None
-    try:
-        return data.decode().splitlines(keepends=True)
-    except UnicodeDecodeError:
-        return None
-
-
-def _git_mode(mode: int) -> str:
-    return f"{0o100000 | mode:o}"  # a regular file, as git writes it
-
-
-def unified_diff(
-    change: FileChange, before: bytes | None, after: bytes | None, *, too_large: bool = False
-) -> str:
-    """A git-style unified diff of one change, from ``before`` to ``after`` (the
-    contents of its states); binary contents, or ``too_large`` ones, are
-    summarised in one line."""
-    header: list[str] = []
-    old_mode = change.before.mode if change.before else None
-    new_mode = change.after.mode if change.after else None
-    if old_mode is None and new_mode is not None:
-        header.append(f"new file mode {_git_mode(new_mode)}\n")
-    elif new_mode is None and old_mode is not None:
-        header.append(f"deleted file mode {_git_mode(old_mode)}\n")
-    elif old_mode != new_mode and old_mode is not None and new_mode is not None:
-        header.append(f"old mode {_git_mode(old_mode)}\nnew mode {_git_mode(new_mode)}\n")
-    old_lines = [] if before is None else _text(before)
-    new_lines = [] if after is None else _text(after)
-    if too_large or old_lines is None or new_lines is None:
-        sizes = [s.size if s else 0 for s in (change.before, change.after)]
-        kind = "too large to show" if too_large else "binary"
-        return "".join(header) + f"{kind}: {change.path} {sizes[0]} -> {sizes[1]} bytes\n"
-    lines = difflib.unified_diff(
-        old_lines,
-        new_lines,
-        fromfile="/dev/null" if change.before is None else f"a/{change.path}",
-        tofile="/dev/null" if change.after is None else f"b/{change.path}",
-    )
-    text = "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
-    )
-    return "".join(header) + text

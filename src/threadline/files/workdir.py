@@ -26,7 +26,7 @@ from typing import Literal
 
 from threadline.errors import PathOutsideWorkspace
 from threadline.files.contents import content_hash
-from threadline.files.log import FileState
+from threadline.files.log import FileState, State, UnknownContent
 
 TEMP_SUFFIX = ".threadline.tmp"
 
@@ -60,9 +60,11 @@ class DiskFile:
         return describe_state(self.state)
 
 
-def describe_state(state: FileState | None) -> str:
+def describe_state(state: State) -> str:
     if state is None:
         return "no file"
+    if isinstance(state, UnknownContent):
+        return "a file whose content is not recorded"
     return f"{state.size} bytes, sha256 {state.hash[:12]}"
 
 

@@ -104,7 +104,12 @@ class ImportReport:
     computed_cost_usd: float = 0.0
     computed_cost_messages: int = 0
     unpriced_messages: int = 0
-    # Agents' file edits not recorded as file changes, by reason (importers/edits.py).
+    # Agents' file edits recorded as file changes (importers/edits.py), how many
+    # of those have their content before (after) not recorded in the transcript,
+    # and the edits not recorded, by reason.
+    edits_recorded: int = 0
+    edits_unknown_before: int = 0
+    edits_unknown_after: int = 0
     edits_left_out: Counter[str] = field(default_factory=Counter)
 
     def bad_line(self, path: Path | str, line: int, error: str) -> None:
@@ -177,6 +182,9 @@ class ImportReport:
             "computed_cost_messages": self.computed_cost_messages,
             "unpriced_messages": self.unpriced_messages,
             "skipped": dict(sorted(self.skipped.items())),
+            "file_edits_recorded": self.edits_recorded,
+            "file_edits_unknown_before": self.edits_unknown_before,
+            "file_edits_unknown_after": self.edits_unknown_after,
             "file_edits_left_out": dict(sorted(self.edits_left_out.items())),
             "malformed": self.malformed,
             "malformed_lines": [
@@ -282,8 +290,11 @@ async def save_threads(
         await store.append_together(appends)
         for parsed in threads:  # the agents' own file edits (importers/edits.py)
             new = [d.message for d in plans[parsed.id][1] if isinstance(d, MessageDelta)]
-            left_out = await record_agent_edits(store, parsed.id, parsed.env.get("cwd"), new)
-            report.edits_left_out.update(left_out)
+            edits = await record_agent_edits(store, parsed.id, parsed.env.get("cwd"), new)
+            report.edits_recorded += edits.recorded
+            report.edits_unknown_before += edits.unknown_before
+            report.edits_unknown_after += edits.unknown_after
+            report.edits_left_out.update(edits.left_out)
 
 
 async def _plan(

@@ -1,46 +1,88 @@
 """Agents' own file edits, recorded as file changes on import (issue 14, item 5).
 
-A Claude Code ``Edit``, ``MultiEdit`` or ``Write`` result carries the file
-before the call (``toolUseResult.originalFile`` / ``originalFileContents``)
-and the edit (``oldString``/``newString``, ``edits``) or the new content; a
-Codex ``apply_patch`` call's ``*** Add File`` carries a new file's content.
-Each becomes a change of the file log under its tool call's operation (the
-tool call id), with the contents before and after, so that ``threadline
+Each edit becomes a change of the file log under its tool call's operation
+(the tool call id), with the contents before and after, so that ``threadline
 files``, the viewer's diffs and ``rollback --dry-run`` work on imported
-sessions.
+sessions:
 
-Nothing is invented: an edit whose "before" the transcript does not hold (an
-``Edit`` without ``originalFile``, a ``Write`` over a file it did not show, a
-patch's ``Update File``/``Delete File`` hunks), whose "after" cannot be
-derived exactly (an ``oldString`` not found in the original), or whose path is
-outside the thread's working directory is not recorded; the import report
-counts it under ``skipped`` ("file edit without its before content", ...).
-The file log has no "unknown before" state yet.
+- a Claude Code ``Edit``, ``MultiEdit`` or ``Write`` result (its
+  ``toolUseResult``) carries the file before the call (``originalFile`` /
+  ``originalFileContents``) and the edit (``oldString``/``newString``,
+  ``edits``) or the new content (``content``; ``type`` is ``create`` or
+  ``update``);
+- a Codex ``apply_patch`` call's patch: ``*** Add File`` holds a new file's
+  content; ``*** Update File`` and ``*** Delete File`` hold hunks only;
+- an OpenHands ``file_editor`` result (``FileEditorObservation``) carries
+  ``prev_exist``, ``old_content`` and ``new_content``.
+
+Nothing is invented. A content the transcript does not hold is recorded as
+not recorded (:class:`~threadline.files.log.UnknownContent`), never guessed:
+
+- *before* not recorded: an ``Edit``/``MultiEdit`` without ``originalFile``, a
+  ``Write`` (``update``) over a file the transcript did not show, a patch's
+  ``Update File``/``Delete File`` (and a move's destination), an OpenHands
+  edit of an existing file without ``old_content``;
+- *after* not recorded: an ``Edit``/``MultiEdit`` without ``originalFile``
+  (there is nothing to apply it to), or whose ``oldString`` is not found in
+  the original as given, a patch's ``Update File``, an OpenHands edit without
+  ``new_content``.
+
+Such a change still lists its path and operation; it has no diff, and a
+rollback that would need its unknown "before" refuses that file. The import
+report counts the recorded changes, those with the content before (after)
+not recorded, and what was left out and why: an edit whose path is outside
+the thread's working directory, or the edits of a thread that could not take
+them. A failed tool call (an error result) changed nothing and is not an edit.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from pydantic import JsonValue
 
 from threadline.errors import ThreadlineError
 from threadline.files import contents
-from threadline.files.log import FileState, NewFileChange, StoredContent
+from threadline.files.log import (
+    UNKNOWN,
+    FileState,
+    NewFileChange,
+    State,
+    StoredContent,
+    UnknownContent,
+)
 from threadline.files.workdir import default_mode
 from threadline.model import Message
 from threadline.recorders.roles import FileLog
 from threadline.store import ThreadStore
 
-Edit = tuple[str, str, bytes | None, bytes]  # operation (tool call id), path, before, after
+Content = bytes | UnknownContent | None
+"""A side of an edit: the bytes, :data:`~threadline.files.log.UNKNOWN`, or no file."""
 
-NO_BEFORE = "file edit without its before content"
-NO_AFTER = "file edit whose result cannot be derived"
+Edit = tuple[str, str, Content, Content]  # operation (tool call id), path, before, after
+
 OUTSIDE = "file edit outside the working directory"
+REFUSED = "file edits of a thread that could not take them"
+
+_EDITOR_COMMANDS = frozenset({"create", "str_replace", "insert", "undo_edit"})
 
 
-def claude_code_edits(messages: Sequence[Message], skip: dict[str, int]) -> list[Edit]:
+@dataclass
+class EditCounts:
+    """What :func:`record_agent_edits` did: changes recorded, how many of them
+    have their content before (after) not recorded, and what was left out, by
+    reason."""
+
+    recorded: int = 0
+    unknown_before: int = 0
+    unknown_after: int = 0
+    left_out: Counter[str] = field(default_factory=Counter)
+
+
+def claude_code_edits(messages: Sequence[Message]) -> list[Edit]:
     """The edits the ``toolUseResult`` of Claude Code tool results record."""
     edits: list[Edit] = []
     for message in messages:
@@ -48,32 +90,25 @@ def claude_code_edits(messages: Sequence[Message], skip: dict[str, int]) -> list
         if not isinstance(result, dict) or len(message.tool_results) != 1:
             continue
         path = result.get("filePath")
-        if not isinstance(path, str):
+        if not isinstance(path, str) or message.tool_results[0].is_error:
             continue
         found = _claude_code_edit(result)
-        if isinstance(found, str):
-            skip[found] = skip.get(found, 0) + 1
-            continue
-        before, after = found
-        edits.append((message.tool_results[0].tool_call_id, path, before, after))
+        if found is not None:
+            edits.append((message.tool_results[0].tool_call_id, path, *found))
     return edits
 
 
-def _claude_code_edit(result: Mapping[str, JsonValue]) -> tuple[bytes | None, bytes] | str:
-    """(before, after) of one result, or why it cannot be recorded."""
-    original = result.get("originalFile", result.get("originalFileContents"))
+def _claude_code_edit(result: Mapping[str, JsonValue]) -> tuple[Content, Content] | None:
+    """(before, after) of one result, or ``None`` if it is not an edit's."""
+    given = result.get("originalFile", result.get("originalFileContents"))
+    original = given.encode() if isinstance(given, str) else None
     if "content" in result and result.get("type") in ("create", "update"):
         content = result.get("content")
-        if not isinstance(content, str):
-            return NO_AFTER
+        after: Content = content.encode() if isinstance(content, str) else UNKNOWN
         if result.get("type") == "create":
-            return None, content.encode()
-        if not isinstance(original, str):
-            return NO_BEFORE
-        return original.encode(), content.encode()
-    if not isinstance(original, str):
-        return NO_BEFORE if ("oldString" in result or "edits" in result) else NO_AFTER
-    steps: list[JsonValue] = []
+            return None, after
+        return (UNKNOWN if original is None else original), after
+    steps: list[JsonValue]
     if "oldString" in result:
         steps = [
             {
@@ -85,50 +120,90 @@ def _claude_code_edit(result: Mapping[str, JsonValue]) -> tuple[bytes | None, by
     elif isinstance(result.get("edits"), list):
         steps = list(result["edits"])  # type: ignore[arg-type]
     else:
-        return NO_AFTER
-    text = original
+        return None  # not an edit (a plan, a read, ...)
+    if not isinstance(given, str):
+        return UNKNOWN, UNKNOWN
+    return given.encode(), _applied(given, steps)
+
+
+def _applied(text: str, steps: Sequence[JsonValue]) -> Content:
+    """``text`` with the ``old_string`` → ``new_string`` steps made, or
+    :data:`UNKNOWN` if one does not apply exactly."""
     for step in steps:
         if not isinstance(step, dict):
-            return NO_AFTER
+            return UNKNOWN
         old, new = step.get("old_string"), step.get("new_string")
         if not isinstance(old, str) or not isinstance(new, str) or old not in text:
-            return NO_AFTER
+            return UNKNOWN
         text = text.replace(old, new) if step.get("replace_all") else text.replace(old, new, 1)
-    return original.encode(), text.encode()
+    return text.encode()
 
 
-def codex_edits(messages: Sequence[Message], skip: dict[str, int]) -> list[Edit]:
-    """The files Codex ``apply_patch`` calls add (``*** Add File``); other hunks
-    hold no full "before" and are counted as skipped."""
+def codex_edits(messages: Sequence[Message]) -> list[Edit]:
+    """The files Codex ``apply_patch`` calls add, update, delete or move."""
     edits: list[Edit] = []
     for message in messages:
         for call in message.tool_calls:
             if call.name != "apply_patch":
                 continue
             patch = call.input.get("input", call.input.get("patch"))
-            if not isinstance(patch, str):
-                continue
-            for path, content in _added_files(patch, skip):
-                edits.append((call.id, path, None, content))
+            if isinstance(patch, str):
+                edits.extend((call.id, *edit) for edit in _patch_files(patch))
     return edits
 
 
-def _added_files(patch: str, skip: dict[str, int]) -> list[tuple[str, bytes]]:
-    added: list[tuple[str, bytes]] = []
-    current: str | None = None
+def _patch_files(patch: str) -> list[tuple[str, Content, Content]]:
+    """(path, before, after) of each file of an ``apply_patch`` envelope, in order.
+    Only an added file's content is in the patch; hunks of an update hold parts."""
+    found: list[tuple[str, Content, Content]] = []
+    added: str | None = None  # the file being added
+    updated: str | None = None  # the file being updated (a move names its destination)
     lines: list[str] = []
     for line in patch.splitlines():
-        if line.startswith("*** "):
-            if current is not None:
-                added.append((current, "".join(f"{text}\n" for text in lines).encode()))
-            current, lines = None, []
+        if line.startswith("*** Move to: ") and updated is not None:
+            found[-1] = (updated, UNKNOWN, None)
+            found.append((line.removeprefix("*** Move to: ").strip(), UNKNOWN, UNKNOWN))
+            updated = None
+        elif line.startswith("*** "):
+            if added is not None:
+                found.append((added, None, "".join(f"{text}\n" for text in lines).encode()))
+            added, updated, lines = None, None, []
             if line.startswith("*** Add File: "):
-                current = line.removeprefix("*** Add File: ").strip()
-            elif line.startswith(("*** Update File: ", "*** Delete File: ")):
-                skip[NO_BEFORE] = skip.get(NO_BEFORE, 0) + 1
-        elif current is not None and line.startswith("+"):
+                added = line.removeprefix("*** Add File: ").strip()
+            elif line.startswith("*** Update File: "):
+                updated = line.removeprefix("*** Update File: ").strip()
+                found.append((updated, UNKNOWN, UNKNOWN))
+            elif line.startswith("*** Delete File: "):
+                found.append((line.removeprefix("*** Delete File: ").strip(), UNKNOWN, None))
+        elif added is not None and line.startswith("+"):
             lines.append(line[1:])
-    return added
+    if added is not None:  # an envelope without its end marker
+        found.append((added, None, "".join(f"{text}\n" for text in lines).encode()))
+    return found
+
+
+def openhands_edits(messages: Sequence[Message]) -> list[Edit]:
+    """The edits OpenHands ``file_editor`` results (``FileEditorObservation``) record."""
+    edits: list[Edit] = []
+    for message in messages:
+        observation = message.metadata.get("observation")
+        if not isinstance(observation, dict) or len(message.tool_results) != 1:
+            continue
+        path, command = observation.get("path"), observation.get("command")
+        if (
+            observation.get("kind") != "FileEditorObservation"
+            or command not in _EDITOR_COMMANDS
+            or not isinstance(path, str)
+            or message.tool_results[0].is_error
+        ):
+            continue
+        old, new = observation.get("old_content"), observation.get("new_content")
+        before: Content = old.encode() if isinstance(old, str) else UNKNOWN
+        if observation.get("prev_exist") is False:
+            before = None
+        after: Content = new.encode() if isinstance(new, str) else UNKNOWN
+        edits.append((message.tool_results[0].tool_call_id, path, before, after))
+    return edits
 
 
 def _relative(path: str, cwd: JsonValue) -> str | None:
@@ -147,47 +222,50 @@ def _relative(path: str, cwd: JsonValue) -> str | None:
 
 async def record_agent_edits(
     store: ThreadStore, thread_id: str, cwd: JsonValue, messages: Sequence[Message]
-) -> dict[str, int]:
-    """Record the file edits of newly imported ``messages`` (Claude Code or Codex)
-    of ``thread_id``; returns what was left out and why (counts)."""
-    skip: dict[str, int] = {}
-    edits = claude_code_edits(messages, skip) + codex_edits(messages, skip)
-    for reason, count in (await record_edits(store, thread_id, cwd, edits)).items():
-        skip[reason] = skip.get(reason, 0) + count
-    return skip
+) -> EditCounts:
+    """Record the file edits of newly imported ``messages`` (Claude Code, Codex or
+    OpenHands) of ``thread_id``; returns what was recorded and left out."""
+    edits = claude_code_edits(messages) + codex_edits(messages) + openhands_edits(messages)
+    return await record_edits(store, thread_id, cwd, edits)
 
 
 async def record_edits(
     store: ThreadStore, thread_id: str, cwd: JsonValue, edits: Sequence[Edit]
-) -> dict[str, int]:
+) -> EditCounts:
     """Record ``edits`` in the file log of ``thread_id`` (working directory
-    ``cwd``), in order; returns what was left out and why (counts)."""
-    skip: dict[str, int] = {}
+    ``cwd``), in order; returns what was recorded and left out."""
+    counts = EditCounts()
     recorder = store.recorder
     if not edits or not isinstance(recorder, FileLog):
-        return skip
+        return counts
     changes: list[NewFileChange] = []
     stored: dict[str, StoredContent] = {}
     mode = default_mode()
     for operation, path, before, after in edits:
         relative = _relative(path, cwd)
         if relative is None:
-            skip[OUTSIDE] = skip.get(OUTSIDE, 0) + 1
+            counts.left_out[OUTSIDE] += 1
             continue
-        states: list[FileState | None] = []
+        states: list[State] = []
         for data in (before, after):
-            if data is None:
-                states.append(None)
+            if not isinstance(data, bytes):
+                states.append(data)
                 continue
             digest = contents.content_hash(data)
             stored.setdefault(digest, contents.encode(data, digest=digest))
             states.append(FileState(hash=digest, size=len(data), mode=mode))
-        if states[0] is not None and states[0] == states[1]:
+        if isinstance(states[0], FileState) and states[0] == states[1]:
             continue  # an edit that changed nothing
+        if states[0] is None and states[1] is None:
+            continue  # nothing there before or after: not a change
         changes.append(NewFileChange(operation, relative, states[0], states[1]))
     if changes:
         try:
             await recorder.record_file_changes(thread_id, changes, list(stored.values()))
         except ThreadlineError:
-            skip["file edits of a thread that could not take them"] = len(changes)
-    return skip
+            counts.left_out[REFUSED] += len(changes)
+            return counts
+    counts.recorded = len(changes)
+    counts.unknown_before = sum(isinstance(c.before, UnknownContent) for c in changes)
+    counts.unknown_after = sum(isinstance(c.after, UnknownContent) for c in changes)
+    return counts

@@ -27,12 +27,9 @@ from threadline.files.log import (
     NewRollback,
     StoredContent,
     check_copy,
+    content_hashes,
 )
 from threadline.ids import now_ms
-
-
-def _hashes(change: FileChange | NewFileChange) -> list[str]:
-    return [s.hash for s in (change.before, change.after) if s is not None]
 
 
 @dataclass
@@ -54,7 +51,7 @@ class MemoryFileLog:
         given = {c.hash: c for c in contents}
         needed = {c.base for c in contents if c.base is not None}
         for change in changes:
-            needed.update(_hashes(change))
+            needed.update(content_hashes(change))
         missing = sorted(h for h in needed if h not in self.contents and h not in given)
         if missing:
             raise ContentMissing(thread_id, missing)
@@ -96,7 +93,7 @@ class MemoryFileLog:
             )
         self.logs.setdefault(thread_id, []).extend(recorded)
         for stored in recorded:
-            self.references.update(_hashes(stored))
+            self.references.update(content_hashes(stored))
             for reverted in stored.reverts:
                 self.reverted_by.setdefault((thread_id, reverted), []).append(stored.seq)
         return recorded
@@ -115,7 +112,7 @@ class MemoryFileLog:
         given = {c.hash: c for c in contents}
         needed = {c.base for c in contents if c.base is not None}
         for change in changes:
-            needed.update(_hashes(change))
+            needed.update(content_hashes(change))
         missing = sorted(h for h in needed if h not in self.contents and h not in given)
         if missing:
             raise ContentMissing(thread_id, missing)
@@ -126,7 +123,7 @@ class MemoryFileLog:
                     self.references[content.base] += 1
         self.logs.setdefault(thread_id, []).extend(changes)
         for stored in changes:
-            self.references.update(_hashes(stored))
+            self.references.update(content_hashes(stored))
             for reverted in stored.reverts:
                 self.reverted_by.setdefault((thread_id, reverted), []).append(stored.seq)
         return after + len(changes)
@@ -199,7 +196,7 @@ class MemoryFileLog:
         self.rollbacks.pop(thread_id, None)
         for change in self.logs.pop(thread_id, []):
             self.reverted_by.pop((thread_id, change.seq), None)
-            for content_hash in _hashes(change):
+            for content_hash in content_hashes(change):
                 self._release(content_hash)
 
     def _release(self, content_hash: str) -> None:

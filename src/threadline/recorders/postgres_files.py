@@ -30,14 +30,15 @@ from threadline.files.log import (
     ContentUsage,
     FileChange,
     FileRollback,
-    FileState,
     NewFileChange,
     NewRollback,
     StoredContent,
     change_row,
     change_type,
     check_copy,
+    content_hashes,
     copied_row,
+    stored_state,
 )
 from threadline.ids import now_ms
 
@@ -99,23 +100,27 @@ CREATE TABLE file_rollbacks (
 );
 """
 
+# Schema migration 12 of the PostgreSQL recorder (the SQLite twin's docstring
+# says why): a side of a change whose content is not recorded.
+UNKNOWN_CONTENT_MIGRATION = """
+ALTER TABLE file_changes
+    ADD COLUMN before_unknown boolean NOT NULL DEFAULT false,
+    ADD COLUMN after_unknown boolean NOT NULL DEFAULT false;
+"""
+
 _COLUMNS = (
     "thread_id, seq, operation_id, path, before_hash, before_size, before_mode, "
-    "after_hash, after_size, after_mode, dirs, reverts, thread_version, at"
+    "after_hash, after_size, after_mode, dirs, reverts, thread_version, at, "
+    "before_unknown, after_unknown"
 )
-
-
-def _state(content_hash: str | None, size: int | None, mode: int | None) -> FileState | None:
-    if content_hash is None:
-        return None
-    return FileState.model_construct(hash=content_hash, size=size or 0, mode=mode or 0)
+_VALUES = ", ".join(f"${i}" for i in range(1, 18))  # the workspace, then a ChangeRow
 
 
 def _change_of(row: Any) -> FileChange:
     """A stored row (a record or a tuple) as a change; what the store wrote is not
     validated again."""
-    before = _state(row[4], row[5], row[6])
-    after = _state(row[7], row[8], row[9])
+    before = stored_state(row[4], row[5], row[6], row[14])
+    after = stored_state(row[7], row[8], row[9], row[15])
     dirs, reverts = row[10], row[11]
     return FileChange.model_construct(
         thread_id=row[0],
@@ -152,7 +157,7 @@ async def record(
     )
     needed = {c.base for c in contents if c.base is not None}
     for change in changes:
-        needed.update(s.hash for s in (change.before, change.after) if s is not None)
+        needed.update(content_hashes(change))
     stored = {
         r[0]
         for r in await conn.fetch(
@@ -191,8 +196,7 @@ async def record(
         for number, change in enumerate(changes, start=last + 1)
     ]
     await conn.executemany(
-        f"INSERT INTO file_changes (workspace, {_COLUMNS}) VALUES "
-        f"({', '.join(f'${i}' for i in range(1, 16))})",
+        f"INSERT INTO file_changes (workspace, {_COLUMNS}) VALUES ({_VALUES})",
         [(workspace, *row) for row in rows],
     )
     await conn.executemany(
@@ -235,7 +239,7 @@ async def copy(
     )
     needed = {c.base for c in contents if c.base is not None}
     for change in changes:
-        needed.update(s.hash for s in (change.before, change.after) if s is not None)
+        needed.update(content_hashes(change))
     stored = {
         r[0]
         for r in await conn.fetch(
@@ -248,8 +252,7 @@ async def copy(
     if missing:
         raise ContentMissing(thread_id, missing)
     await conn.executemany(
-        f"INSERT INTO file_changes (workspace, {_COLUMNS}) VALUES "
-        f"({', '.join(f'${i}' for i in range(1, 16))})",
+        f"INSERT INTO file_changes (workspace, {_COLUMNS}) VALUES ({_VALUES})",
         [(workspace, *copied_row(change)) for change in changes],
     )
     await conn.executemany(

@@ -296,6 +296,8 @@ $$;
 }
 # 10: usage keyed by message id, 1-hour cache writes, stored costs; amendments.
 MIGRATIONS[10] = _usage_by_message_migration()
+# 12: file changes whose content before (or after) is not recorded (postgres_files.py).
+MIGRATIONS[12] = postgres_files.UNKNOWN_CONTENT_MIGRATION
 
 # -- statements of the recorder ------------------------------------------------------
 

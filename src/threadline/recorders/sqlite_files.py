@@ -9,7 +9,9 @@ functions inside them (writes on its single writer thread).
   :mod:`threadline.files.contents`).
 - ``file_changes``: the file log, numbered ``seq`` per thread. Rows name
   threads by id, not by row, so a thread's file log survives its archive
-  and restore; it goes when the thread is deleted.
+  and restore; it goes when the thread is deleted. ``before_unknown`` /
+  ``after_unknown`` (migration 12) mark a side whose content is not recorded
+  (no hash, size or mode: :class:`~threadline.files.log.UnknownContent`).
 - ``file_reverts``: which change reverts which, for the walk from a change
   to every change that reverts it (and reverts those, ...).
 - ``file_rollbacks``: the rollback journal.
@@ -37,14 +39,15 @@ from threadline.files.log import (
     ContentUsage,
     FileChange,
     FileRollback,
-    FileState,
     NewFileChange,
     NewRollback,
     StoredContent,
     change_row,
     change_type,
     check_copy,
+    content_hashes,
     copied_row,
+    stored_state,
 )
 from threadline.ids import now_ms
 
@@ -98,24 +101,28 @@ CREATE TABLE file_rollbacks (
 ) WITHOUT ROWID;
 """
 
+# Schema migration 12 of the SQLite recorder: a side of a change whose content
+# is not recorded (files.log.UnknownContent; an import's edit of a file its
+# transcript never showed). Rows written before it hold known contents only.
+UNKNOWN_CONTENT_MIGRATION = """
+ALTER TABLE file_changes ADD COLUMN before_unknown INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE file_changes ADD COLUMN after_unknown INTEGER NOT NULL DEFAULT 0
+"""
+
 _CHANGE_COLUMNS = (
     "thread_id, seq, operation_id, path, before_hash, before_size, before_mode, "
-    "after_hash, after_size, after_mode, dirs, reverts, thread_version, at"
+    "after_hash, after_size, after_mode, dirs, reverts, thread_version, at, "
+    "before_unknown, after_unknown"
 )
+_CHANGE_VALUES = ", ".join("?" * 16)
 
 _ChangeRow = ChangeRow
 
 
-def _state(content_hash: str | None, size: int | None, mode: int | None) -> FileState | None:
-    if content_hash is None:
-        return None
-    return FileState.model_construct(hash=content_hash, size=size or 0, mode=mode or 0)
-
-
 def _change_of(row: _ChangeRow) -> FileChange:
     """A stored row as a change; what the store wrote is not validated again."""
-    before = _state(row[4], row[5], row[6])
-    after = _state(row[7], row[8], row[9])
+    before = stored_state(row[4], row[5], row[6], row[14])
+    after = stored_state(row[7], row[8], row[9], row[15])
     return FileChange.model_construct(
         thread_id=row[0],
         seq=row[1],
@@ -154,7 +161,7 @@ def record(
     )
     needed = {c.base for c in contents if c.base is not None}
     for change in changes:
-        needed.update(s.hash for s in (change.before, change.after) if s is not None)
+        needed.update(content_hashes(change))
     missing = sorted(h for h in needed if not _stored(conn, h))
     if missing:
         raise ContentMissing(thread_id, missing)
@@ -187,7 +194,7 @@ def record(
         for number, change in enumerate(changes, start=last + 1)
     ]
     conn.executemany(
-        f"INSERT INTO file_changes ({_CHANGE_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows
+        f"INSERT INTO file_changes ({_CHANGE_COLUMNS}) VALUES ({_CHANGE_VALUES})", rows
     )
     conn.executemany(
         "INSERT INTO file_reverts (thread_id, reverted_seq, seq) VALUES (?, ?, ?)",
@@ -222,13 +229,13 @@ def copy(
     )
     needed = {c.base for c in contents if c.base is not None}
     for change in changes:
-        needed.update(s.hash for s in (change.before, change.after) if s is not None)
+        needed.update(content_hashes(change))
     missing = sorted(h for h in needed if not _stored(conn, h))
     if missing:
         raise ContentMissing(thread_id, missing)
     rows = [copied_row(change) for change in changes]
     conn.executemany(
-        f"INSERT INTO file_changes ({_CHANGE_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows
+        f"INSERT INTO file_changes ({_CHANGE_COLUMNS}) VALUES ({_CHANGE_VALUES})", rows
     )
     conn.executemany(
         "INSERT INTO file_reverts (thread_id, reverted_seq, seq) VALUES (?, ?, ?)",

@@ -250,6 +250,9 @@ MIGRATIONS: dict[int, str] = {
     # ledger) and how much of each thread's file log is on the server (see
     # recorders/sqlite_sync.py).
     11: SYNC_DELETES_MIGRATION,
+    # 12: file changes whose content before (or after) is not recorded: an
+    # import's edit of a file its transcript never showed (recorders/sqlite_files.py).
+    12: sqlite_files.UNKNOWN_CONTENT_MIGRATION,
 }
 
 # -- connections ----------------------------------------------------------------------

@@ -15,6 +15,10 @@ reads them). The ledger's ``files_synced`` counts the changes the server has.
   past the local log (``GET /v1/threads/{id}/files?after=``), with the contents
   this replica lacks (``GET /v1/contents/{hash}``: a content and its bases).
 
+A change whose content before (or after) is not recorded (an import's edit
+of a file its transcript never showed) travels as it is, marked unknown, with
+no content for that side.
+
 File logs are append-only and recorded on one machine; two machines that
 both record file changes for one thread diverge, and the sync then reports
 the thread failing (``file log diverged``) rather than merge them. A file
@@ -29,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from threadline.errors import ThreadlineError, ThreadNotFound, VersionConflict
-from threadline.files.log import FileChange, StoredContent
+from threadline.files.log import FileChange, StoredContent, content_hashes
 from threadline.recorders.roles import FileLog
 from threadline.recorders.sync_state import SyncLedger, SyncState, SyncUpdate
 from threadline.sync import files_wire as fw
@@ -45,8 +49,8 @@ class Request(Protocol):
 
 
 def _hashes(changes: Iterable[FileChange]) -> list[str]:
-    found = (s.hash for c in changes for s in (c.before, c.after) if s is not None)
-    return list(dict.fromkeys(found))
+    """The contents ``changes`` name; a content not recorded has none to send."""
+    return list(dict.fromkeys(h for c in changes for h in content_hashes(c)))
 
 
 class FileSync:

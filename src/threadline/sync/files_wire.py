@@ -10,6 +10,8 @@ named by hash, and only those the other side lacks.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 
 from threadline.files.log import FileChange, StoredContent
@@ -83,9 +85,11 @@ class FilePushConflict(_Wire):
 
 
 class ContentQuery(_Wire):
-    """``POST /v1/contents/missing``: which of ``hashes`` the server lacks."""
+    """``POST /v1/contents/missing``: which of ``hashes`` the server lacks. Each
+    is a content hash; anything else (which no backend could hold, a NUL for
+    one) is refused at the edge."""
 
-    hashes: list[str] = Field(max_length=MAX_HASHES)
+    hashes: list[Annotated[str, Field(pattern=HASH_PATTERN)]] = Field(max_length=MAX_HASHES)
 
 
 class MissingContents(_Wire):
