@@ -1,9 +1,8 @@
 """Issue 14's "done when", end to end: a real server and two homes, A and B.
 Import the agent sessions on A (with their sub-agent and summary threads, and
-file changes), sync A, then B: on B and on the server every thread's message
-count, log, tree and file changes equal A's; a delete on A is gone on B after
-sync; a delete racing an append on B is not lost silently. (Costs are the
-cost work's part of the issue.)"""
+file changes), sync A, then B: on B and on the server every thread's cost,
+message count, log, tree and file changes equal A's; a delete on A is gone on
+B after sync; a delete racing an append on B is not lost silently."""
 
 from __future__ import annotations
 
@@ -45,7 +44,8 @@ async def snapshot(store: ThreadStore, thread_id: str) -> tuple[object, ...]:
     log = [(r.v, r.delta) for r in await recorder.deltas(thread_id)]
     tree = await store.get_thread_tree(thread_id)
     files = await store.recorder.file_changes(thread_id)  # type: ignore[attr-defined]
-    return head.message_count, head.v, log, tree, files
+    cost = (await store.thread_costs([thread_id]))[thread_id]
+    return head.message_count, head.v, log, tree, files, cost
 
 
 async def test_every_thread_is_the_same_on_a_the_server_and_b(
@@ -60,6 +60,7 @@ async def test_every_thread_is_the_same_on_a_the_server_and_b(
         service(b_local, sync_server, token, 2),
     )
     server = RemoteRecorder(sync_server.url, token)
+    on_the_server = ThreadStore(server)
     try:
         claude = [FIXTURES / "claude_code"]
         codex = [FIXTURES / "codex"]
@@ -104,6 +105,7 @@ async def test_every_thread_is_the_same_on_a_the_server_and_b(
             on_server = await server.head(thread_id)
             assert on_server is not None
             assert on_server.message_count == mine[0]
+            assert (await on_the_server.thread_costs([thread_id]))[thread_id] == mine[5]
             assert (await server.read_file_log(thread_id)).changes == mine[4]
         states = await b_local.sync_states(ids)
         assert {s.status for s in states.values()} == {"synced"}
