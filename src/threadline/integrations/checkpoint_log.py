@@ -91,6 +91,7 @@ class CheckpointEntry:
     checkpoint: JsonValue
     metadata: JsonValue
     values: dict[str, str]
+    versions: dict[str, str]  # channel -> version_key of its version
 
     def run_id(self) -> str | None:
         meta = self.metadata
@@ -100,6 +101,16 @@ class CheckpointEntry:
     def populated(self, channel: str) -> bool:
         """Whether the checkpoint stores a value of ``channel`` itself."""
         return bool(self.values.get(channel))
+
+    def blob_at(self, channel: str, version: JsonValue) -> str | None:
+        """The blob holding ``channel``'s value if this checkpoint has it at
+        ``version``. Only a child may reuse it: versions are not unique across
+        the branches of a thread (two forks of one checkpoint number their
+        first writes alike)."""
+        ref = self.values.get(channel)
+        if not ref or ref.startswith(MESSAGES_REF):
+            return None
+        return ref if self.versions.get(channel) == version_key(version) else None
 
 
 @dataclass(slots=True)
@@ -115,7 +126,10 @@ class WriteEntry:
 
 @dataclass(slots=True)
 class MirroredMessage:
-    """A message of the thread, and the framework's object once decoded."""
+    """A message of the thread, and the framework's object once decoded from
+    it (a template that hands out copies), to compare a new checkpoint's
+    messages with and to copy for readers (never handed out itself, never the
+    caller's own object)."""
 
     message: Message
     obj: Any = None
@@ -131,7 +145,6 @@ class CheckpointLog:
     checkpoints: dict[str, CheckpointEntry] = field(default_factory=dict)
     writes: dict[str, dict[tuple[str, int], WriteEntry]] = field(default_factory=dict)
     blobs: dict[str, JsonValue] = field(default_factory=dict)
-    channel_refs: dict[tuple[str, str], str] = field(default_factory=dict)
     mirror: list[MirroredMessage] = field(default_factory=list)
     truncates: list[tuple[int, int]] = field(default_factory=list)
     child_thread_ids: tuple[str, ...] = ()
@@ -141,7 +154,11 @@ class CheckpointLog:
     _order: list[str] | None = None
 
     def absorb(self, v: int, delta: Delta) -> None:
-        """Index the delta logged as version ``v`` (the next one)."""
+        """Index the delta logged as version ``v``: the next one, or one already
+        indexed (skipped: the readers and the writer of a thread catch the same
+        index up concurrently)."""
+        if v <= self.v:
+            return
         if v != self.v + 1:
             raise ValueError(f"Thread {self.thread_id}: expected version {self.v + 1}, got {v}")
         self.v = v
@@ -188,20 +205,19 @@ class CheckpointLog:
         versions = body.get("versions")
         assert isinstance(checkpoint_id, str)
         assert isinstance(values, dict)
-        refs = {channel: ref for channel, ref in values.items() if isinstance(ref, str)}
         entry = CheckpointEntry(
             v=v,
             id=checkpoint_id,
             parent_id=parent if isinstance(parent, str) else None,
             checkpoint=body.get("cp"),
             metadata=body.get("meta"),
-            values=refs,
+            values={channel: ref for channel, ref in values.items() if isinstance(ref, str)},
+            versions={
+                channel: version_key(version)
+                for channel, version in (versions.items() if isinstance(versions, dict) else ())
+            },
         )
         self.checkpoints[checkpoint_id] = entry
-        if isinstance(versions, dict):
-            for channel, ref in refs.items():
-                if ref and not ref.startswith(MESSAGES_REF) and channel in versions:
-                    self.channel_refs[(channel, version_key(versions[channel]))] = ref
         if self._latest is None or checkpoint_id > self._latest:
             self._latest = checkpoint_id
         self._order = None

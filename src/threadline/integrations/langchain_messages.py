@@ -15,6 +15,9 @@ back an equal object.
 from __future__ import annotations
 
 import base64
+import copy
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -151,3 +154,88 @@ def from_threadline(message: Message, serde: SerializerProtocol) -> BaseMessage:
     if isinstance(raw, dict):
         return messages_from_dict([raw])[0]
     raise ValueError(f"Message {message.id} does not mirror a LangChain message")
+
+
+_ATOMS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A LangChain message that hands out fresh, equal copies quickly.
+
+    LangGraph's callers may edit the messages a checkpointer gives them, in
+    place, so every read must get objects of its own (LangGraph's savers
+    decode them anew). Decoding is the slow part of a read; here a copy is
+    the message's fields, with each container field (tool calls, metadata,
+    content blocks) new: empty ones made empty, the others loaded again from
+    their JSON. A message with a field JSON cannot carry exactly (a tuple, a
+    datetime, an object) or with extra fields is deep-copied. ``obj`` itself
+    is never handed out.
+    """
+
+    obj: BaseMessage
+    filled: bytes | None  # the non-empty containers as one JSON object; None: deep-copy
+    empty: tuple[tuple[str, type[list[Any]] | type[dict[str, Any]]], ...] = ()
+
+    @classmethod
+    def of(cls, obj: BaseMessage) -> Template:
+        if obj.__pydantic_extra__:
+            return cls(obj, None)
+        filled: dict[str, Any] = {}
+        empty: list[tuple[str, type[list[Any]] | type[dict[str, Any]]]] = []
+        for name, value in obj.__dict__.items():
+            if value.__class__ in _ATOMS:
+                continue
+            if not _plain(value):
+                return cls(obj, None)
+            if value:
+                filled[name] = value
+            else:
+                empty.append((name, value.__class__))
+        return cls(obj, orjson.dumps(filled), tuple(empty))
+
+    def copy(self) -> BaseMessage:
+        """A new message equal to ``obj`` that shares no mutable part with it."""
+        obj = self.obj
+        if self.filled is None:
+            return copy.deepcopy(obj)
+        fields = obj.__dict__.copy()
+        fields.update(orjson.loads(self.filled))
+        for name, kind in self.empty:
+            fields[name] = kind()
+        # what pydantic's own copy sets, without its per-call overhead
+        fresh = obj.__class__.__new__(obj.__class__)
+        _set(fresh, "__dict__", fields)
+        _set(fresh, "__pydantic_fields_set__", set(obj.__pydantic_fields_set__))
+        _set(fresh, "__pydantic_extra__", None if obj.__pydantic_extra__ is None else {})
+        private = obj.__pydantic_private__
+        _set(fresh, "__pydantic_private__", None if private is None else dict(private))
+        return fresh
+
+    def equals(self, other: object) -> bool:
+        """Whether ``other`` is a message of the same type and fields."""
+        return (
+            other.__class__ is self.obj.__class__
+            and isinstance(other, BaseMessage)
+            and other.__dict__ == self.obj.__dict__
+            and other.__pydantic_extra__ == self.obj.__pydantic_extra__
+        )
+
+
+_set = object.__setattr__
+
+
+def _plain(value: object) -> bool:
+    """Only dicts with str keys, lists and JSON atoms (what JSON gives back as
+    is: not an int beyond 64 bits, nor a float that is not finite)."""
+    if isinstance(value, float):
+        return math.isfinite(value)  # JSON has no NaN or infinity
+    if value.__class__ is int:
+        return isinstance(value, int) and -(2**63) <= value < 2**64
+    if value.__class__ in _ATOMS:
+        return True
+    if value.__class__ is list:
+        return all(_plain(item) for item in value)
+    if value.__class__ is dict:
+        return all(k.__class__ is str and _plain(v) for k, v in value.items())
+    return False

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Self, TypeVar
@@ -66,6 +67,18 @@ class _ThreadlineCheckpointer(BaseCheckpointSaver[int]):
         checkpoint_ns); its metadata's ``langgraph`` names them."""
         return self._checkpoints.threadline_thread_id(config)
 
+    # LangGraph types a saver's versions as one type; threadline's are ints, and
+    # a thread whose checkpoints came from LangGraph's own savers keeps theirs.
+    def get_next_version(  # type: ignore[override]
+        self, current: int | str | None, channel: None
+    ) -> int | str:
+        """Integers (LangGraph's default); a thread whose checkpoints came from
+        one of LangGraph's own savers (``"<n>.<random>"`` strings) goes on in
+        their format."""
+        if isinstance(current, str):
+            return f"{int(current.split('.')[0]) + 1:032}.{random.random():016}"
+        return super().get_next_version(current, channel)
+
     def _blocking(self, coro: Coroutine[Any, Any, _T]) -> _T:
         raise NotImplementedError
 
@@ -86,10 +99,10 @@ class _ThreadlineCheckpointer(BaseCheckpointSaver[int]):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         found = await self._awaiting(
-            self._checkpoints.list_checkpoints(config, filter=filter, before=before, limit=limit)
+            self._checkpoints.find_checkpoints(config, filter=filter, before=before, limit=limit)
         )
-        for item in found:
-            yield item
+        for item in found:  # each tuple made when it is asked for
+            yield await self._awaiting(self._checkpoints.checkpoint_tuple(*item))
 
     async def aput(
         self,
@@ -144,9 +157,11 @@ class _ThreadlineCheckpointer(BaseCheckpointSaver[int]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        yield from self._blocking(
-            self._checkpoints.list_checkpoints(config, filter=filter, before=before, limit=limit)
+        found = self._blocking(
+            self._checkpoints.find_checkpoints(config, filter=filter, before=before, limit=limit)
         )
+        for item in found:  # each tuple made when it is asked for
+            yield self._blocking(self._checkpoints.checkpoint_tuple(*item))
 
     def put(
         self,

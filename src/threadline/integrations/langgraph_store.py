@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -42,10 +43,10 @@ from threadline.integrations.checkpoint_log import (
     MESSAGES_REF,
     CheckpointEntry,
     CheckpointLog,
+    MirroredMessage,
     blob_hash,
     encode_blob,
     json_or_none,
-    version_key,
 )
 from threadline.recorders.roles import Append
 from threadline.store import ThreadStore
@@ -67,6 +68,10 @@ def _configurable(config: RunnableConfig) -> dict[str, Any]:
     if "thread_id" not in configurable:
         raise ValueError("A LangGraph config needs configurable.thread_id")
     return configurable
+
+
+Found = tuple[CheckpointLog, CheckpointEntry, str, str]
+"""A listed checkpoint: its thread's index, its entry, thread id, namespace."""
 
 
 class CheckpointStore:
@@ -104,6 +109,8 @@ class CheckpointStore:
             try:  # an archived thread comes back from cold storage
                 records = await self.store.history(thread_id)
             except ThreadNotFound:
+                return None
+            if not records:  # created since its head was read: not there for this read
                 return None
             log = CheckpointLog(thread_id)
         else:
@@ -146,38 +153,33 @@ class CheckpointStore:
         self,
         thread_id: str,
         checkpoint_ns: str,
-        build: Any,
+        build: Callable[[CheckpointLog | None], list[Delta]],
     ) -> None:
-        """Append what ``build(log)`` returns to the thread of (thread_id, ns),
-        creating it (and linking it under the root namespace's thread) first if
-        needed; retried on a concurrent append. ``build`` returns the deltas and
-        a callback run once they are indexed."""
+        """Append the deltas ``build(log)`` returns to the thread of (thread_id,
+        ns), creating it (and linking it under the root namespace's thread)
+        first if needed; retried on a concurrent append."""
         key = thread_key(thread_id, checkpoint_ns)
         async with self._lock(key):
             while True:
                 log = await self.log(key)
-                deltas, indexed = build(log)
+                deltas = build(log)
                 if not deltas:
                     return
-                appends: list[Append] = []
+                expected = 0 if log is None else log.v
                 if log is None:
-                    create = self._create(key, thread_id, checkpoint_ns)
-                    deltas = [create, *deltas]
-                    appends.append((key, 0, deltas))
-                    if checkpoint_ns:
-                        appends.append(await self._link_under_root(thread_id, key))
-                else:
-                    appends.append((key, log.v, deltas))
+                    deltas = [self._create(key, thread_id, checkpoint_ns), *deltas]
+                appends: list[Append] = [(key, expected, deltas)]
+                if log is None and checkpoint_ns:
+                    appends.append(await self._link_under_root(thread_id, key))
                 try:
                     await self.store.append_together(appends)
                 except (VersionConflict, ThreadExists):
                     continue
                 if log is None:
                     log = CheckpointLog(key)
-                start = log.v
+                # by their versions: a reader may have indexed them meanwhile
                 for offset, delta in enumerate(deltas, start=1):
-                    log.absorb(start + offset, delta)
-                indexed(log)
+                    log.absorb(expected + offset, delta)
                 self._logs[key] = log
                 return
 
@@ -225,10 +227,10 @@ class CheckpointStore:
         meta = get_serializable_checkpoint_metadata(config, metadata)
         without_values = {k: v for k, v in checkpoint.items() if k not in ("id", "channel_values")}
 
-        def build(log: CheckpointLog | None) -> tuple[list[Delta], Any]:
+        def build(log: CheckpointLog | None) -> list[Delta]:
             blobs: dict[str, JsonValue] = {}
             deltas: list[Delta] = []
-            mirrored: list[tuple[int, Any]] = []
+            parent = log.checkpoints.get(parent_id) if log and parent_id else None
             refs: dict[str, JsonValue] = {}
             values = checkpoint["channel_values"]
             for channel, version in checkpoint["channel_versions"].items():
@@ -237,10 +239,10 @@ class CheckpointStore:
                     continue
                 value = values[channel]
                 if channel == self.messages_channel and lc.is_message_list(value):
-                    deltas, mirrored = self._mirror(log, value)
+                    deltas = self._mirror(log, value)
                     refs[channel] = f"{MESSAGES_REF}{len(value)}"
                     continue
-                known = log.channel_refs.get((channel, version_key(version))) if log else None
+                known = parent.blob_at(channel, version) if parent else None
                 if known and channel not in new_versions:
                     refs[channel] = known
                 else:
@@ -256,12 +258,7 @@ class CheckpointStore:
             if blobs:
                 body["blobs"] = blobs
             deltas.append(RecordDelta(kind=KIND_CHECKPOINT, body=body))
-
-            def indexed(log: CheckpointLog) -> None:
-                for position, obj in mirrored:
-                    log.mirror[position].obj = obj
-
-            return deltas, indexed
+            return deltas
 
         await self._append(thread_id, checkpoint_ns, build)
         return {
@@ -272,30 +269,22 @@ class CheckpointStore:
             }
         }
 
-    def _mirror(
-        self, log: CheckpointLog | None, messages: list[Any]
-    ) -> tuple[list[Delta], list[tuple[int, Any]]]:
-        """The deltas that turn the thread's messages into ``messages`` (a
-        truncate where they part, then the new ones), and the objects to
-        remember at each new or matched position."""
+    def _mirror(self, log: CheckpointLog | None, messages: list[Any]) -> list[Delta]:
+        """The deltas that turn the thread's messages into ``messages``: a
+        truncate where they part (compared by value: a caller may have edited a
+        message in place), then the new ones."""
         current = log.mirror if log else []
         common = 0
-        matched: list[tuple[int, Any]] = []
         for entry, message in zip(current, messages, strict=False):
-            if entry.obj is not message:
-                if entry.obj is None:
-                    entry.obj = lc.from_threadline(entry.message, self.serde)
-                if type(entry.obj) is not type(message) or entry.obj != message:
-                    break
-                matched.append((common, message))
+            if not self._template(entry).equals(message):
+                break
             common += 1
         deltas: list[Delta] = []
         if common < len(current):
             deltas.append(Truncate(from_index=common))
-        for position in range(common, len(messages)):
-            deltas.append(MessageDelta.of(lc.to_threadline(messages[position], self.serde)))
-            matched.append((position, messages[position]))
-        return deltas, matched
+        for message in messages[common:]:
+            deltas.append(MessageDelta.of(lc.to_threadline(message, self.serde)))
+        return deltas
 
     async def put_writes(
         self,
@@ -311,7 +300,7 @@ class CheckpointStore:
         if checkpoint_id is None:
             raise ValueError("put_writes needs configurable.checkpoint_id")
 
-        def build(log: CheckpointLog | None) -> tuple[list[Delta], Any]:
+        def build(log: CheckpointLog | None) -> list[Delta]:
             existing = log.writes.get(checkpoint_id, {}) if log else {}
             blobs: dict[str, JsonValue] = {}
             items: list[JsonValue] = []
@@ -321,7 +310,7 @@ class CheckpointStore:
                     continue  # a retried task's writes are kept once
                 items.append([index, channel, self._blob(log, blobs, value)])
             if not items:
-                return [], None
+                return []
             body: dict[str, JsonValue] = {
                 "checkpoint": checkpoint_id,
                 "task": task_id,
@@ -330,7 +319,7 @@ class CheckpointStore:
             }
             if blobs:
                 body["blobs"] = blobs
-            return [RecordDelta(kind=KIND_WRITES, body=body)], lambda log: None
+            return [RecordDelta(kind=KIND_WRITES, body=body)]
 
         await self._append(thread_id, checkpoint_ns, build)
 
@@ -341,30 +330,37 @@ class CheckpointStore:
             return
         thread_id, ns = log.graph_thread_id, log.namespace
 
-        def build(current: CheckpointLog | None) -> tuple[list[Delta], Any]:
+        def build(current: CheckpointLog | None) -> list[Delta]:
             present = [i for i in ids if current is not None and i in current.checkpoints]
             if not present:
-                return [], None
+                return []
             body: dict[str, JsonValue] = {"checkpoints": list(present)}
-            return [RecordDelta(kind=KIND_DROP, body=body)], lambda log: None
+            return [RecordDelta(kind=KIND_DROP, body=body)]
 
         await self._append(thread_id, ns, build)
 
     # -- reading ---------------------------------------------------------------
 
     def _load_json(self, log: CheckpointLog, stored: JsonValue) -> Any:
+        """A fresh copy of a stored value: LangGraph mutates the checkpoints it
+        reads (``versions_seen``, ``channel_versions``), and the index must not
+        see that."""
         if isinstance(stored, dict) and set(stored) == {"blob"} and isinstance(stored["blob"], str):
             return self.serde.loads_typed(log.blob(stored["blob"]))
-        return stored
+        return orjson.loads(orjson.dumps(stored))
+
+    def _template(self, entry: MirroredMessage) -> lc.Template:
+        """The index's own decoded copy of a mirrored message (decoded once)."""
+        if entry.obj is None:
+            entry.obj = lc.Template.of(lc.from_threadline(entry.message, self.serde))
+        template: lc.Template = entry.obj
+        return template
 
     async def _messages(self, log: CheckpointLog, entry: CheckpointEntry, count: int) -> list[Any]:
+        # objects of the reader's own on every read, as LangGraph's savers give:
+        # callers edit them in place
         if log.mirror_is_current(entry.v, count):
-            result = []
-            for mirrored in log.mirror[:count]:
-                if mirrored.obj is None:
-                    mirrored.obj = lc.from_threadline(mirrored.message, self.serde)
-                result.append(mirrored.obj)
-            return result
+            return [self._template(m).copy() for m in log.mirror[:count]]
         # an older branch (before a time-travel fork): the thread as it was then
         thread = await self.store.thread_at(log.thread_id, entry.v)
         return [lc.from_threadline(m, self.serde) for m in thread.messages[:count]]
@@ -423,6 +419,20 @@ class CheckpointStore:
         limit: int | None = None,
     ) -> list[CheckpointTuple]:
         """Checkpoints newest first (by id), as LangGraph's ``list`` describes."""
+        found = await self.find_checkpoints(config, filter=filter, before=before, limit=limit)
+        return [await self.checkpoint_tuple(*item) for item in found]
+
+    async def find_checkpoints(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> list[Found]:
+        """What :meth:`list_checkpoints` lists, before its tuples are made: a
+        caller that reads only the first few (``get_state_history`` cut short)
+        makes only those (:meth:`checkpoint_tuple`)."""
         if config is None:
             targets = [(t, None) for t in await self.langgraph_threads()]
         else:
@@ -445,7 +455,7 @@ class CheckpointStore:
         found.sort(key=lambda item: item[0], reverse=True)
         if limit is not None:
             found = found[:limit]
-        return [await self.checkpoint_tuple(log, e, t, ns) for _, log, e, t, ns in found]
+        return [(log, e, t, ns) for _, log, e, t, ns in found]
 
     def _matches(self, log: CheckpointLog, entry: CheckpointEntry, filter: dict[str, Any]) -> bool:
         meta = self._load_json(log, entry.metadata) or {}
