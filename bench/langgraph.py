@@ -28,6 +28,8 @@ at least 100 times smaller and 10 times faster than ``SqliteSaver``, and no figu
 than the other savers'.
 """
 
+from __future__ import annotations
+
 import argparse
 import asyncio
 import itertools
@@ -45,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import human_bytes, load_langgraph, message_stream, ms, store_bytes, take
+from _common import GrowthRun, human_bytes, load_langgraph, message_stream, ms, store_bytes, take
 
 load_langgraph()  # this file's name shadows the package: see load_langgraph
 
@@ -64,24 +66,24 @@ CONFIG: Any = {"configurable": {"thread_id": "bench-langgraph"}}
 
 
 @dataclass
-class Result:
+class Result(GrowthRun):
+    """One saver's run: the thread's growth, and its history read back."""
+
     name: str
-    messages: int
-    db_bytes: int
-    seconds: float
-    latencies: list[float]
     history_10: float
     history_all: float
     snapshots: int
 
-    @property
-    def last_step(self) -> float:
-        return self.latencies[-1]
+    @classmethod
+    def of(cls, name: str, db_bytes: int, figures: Figures) -> Result:
+        seconds, latencies, history_10, history_all, snapshots = figures
+        return cls(
+            len(latencies), seconds, db_bytes, latencies, name, history_10, history_all, snapshots
+        )
 
-    @property
-    def last_20_median(self) -> float:
-        tail = sorted(self.latencies[-20:])
-        return tail[len(tail) // 2]
+
+# seconds, step latencies, history of 10, history of all, snapshots in it
+Figures = tuple[float, list[float], float, float, int]
 
 
 def graph_on(saver: BaseCheckpointSaver[Any]) -> Any:
@@ -99,7 +101,7 @@ def progress(name: str, done: int, start: float) -> None:
 
 def grow_sync(
     name: str, saver: BaseCheckpointSaver[Any], messages: list[BaseMessage], mode: str
-) -> tuple[float, list[float], float, float, int]:
+) -> Figures:
     """Grow the thread one message per step, then read its history."""
     graph = graph_on(saver)
     clock = time.perf_counter
@@ -128,7 +130,7 @@ def grow_sync(
 
 async def grow_async(
     name: str, saver: BaseCheckpointSaver[Any], messages: list[BaseMessage], mode: str
-) -> tuple[float, list[float], float, float, int]:
+) -> Figures:
     """:func:`grow_sync` through the graph's async methods."""
     graph = graph_on(saver)
     clock = time.perf_counter
@@ -168,7 +170,7 @@ def run_sync(
 ) -> Result:
     with opened() as saver:
         figures = grow_sync(name, saver, messages, mode)
-    return Result(name, len(messages), size(), *figures)
+    return Result.of(name, size(), figures)
 
 
 async def run_async(
@@ -183,7 +185,7 @@ async def run_async(
     db_bytes = size()
     if asyncio.iscoroutine(db_bytes):
         db_bytes = await db_bytes
-    return Result(name, len(messages), db_bytes, *figures)
+    return Result.of(name, db_bytes, figures)
 
 
 # -- PostgreSQL ------------------------------------------------------------------
@@ -273,7 +275,7 @@ def report(results: list[Result]) -> None:
     for r in results:
         print(
             f"  {r.name:<36} {human_bytes(r.db_bytes):>10} {r.seconds:>8.2f}s "
-            f"{ms(r.last_step):>11} {ms(r.last_20_median):>11} {ms(r.history_10):>11} "
+            f"{ms(r.last_step):>11} {ms(r.last_steps_median):>11} {ms(r.history_10):>11} "
             f"{r.history_all:>11.2f}s"
         )
     print()
@@ -282,7 +284,7 @@ def report(results: list[Result]) -> None:
         print(
             f"  {r.name:<36} bytes {base.db_bytes / max(r.db_bytes, 1):>8.1f}x  "
             f"time {base.seconds / r.seconds:>6.1f}x  "
-            f"last step {base.last_20_median / r.last_20_median:>6.1f}x  "
+            f"last step {base.last_steps_median / r.last_steps_median:>6.1f}x  "
             f"history 10 {base.history_10 / r.history_10:>6.1f}x  "
             f"history all {base.history_all / r.history_all:>6.1f}x"
         )

@@ -12,19 +12,18 @@ not apply and are deselected; every other test must pass.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from tests.integrations.sdist import unpacked_sdist
+
 pytest.importorskip("agents")
 
 HERE = Path(__file__).resolve().parent
-PIP_DOWNLOAD = (sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps")
 PYTEST = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "agents_sdk_plugin")
 FILES = ("tests/memory/test_session.py", "tests/memory/test_session_limit.py")
 INTERNALS = (
@@ -48,20 +47,7 @@ INTERNALS = (
 
 @pytest.fixture(scope="module")
 def sdk_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    version = importlib.metadata.version("openai-agents")
-    where = tmp_path_factory.mktemp("agents-sdist")
-    download = subprocess.run(
-        [*PIP_DOWNLOAD, "--dest", str(where), f"openai-agents=={version}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert download.returncode == 0, download.stderr
-    (archive,) = where.glob("openai_agents-*.tar.gz")
-    with tarfile.open(archive) as tar:
-        tar.extractall(where, filter="data")
-    return where / f"openai_agents-{version}"
+    return unpacked_sdist("openai-agents", tmp_path_factory.mktemp("agents-sdist"))
 
 
 def test_the_sdks_session_tests_pass_on_threadline(sdk_sources: Path) -> None:

@@ -13,20 +13,19 @@ none.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from tests.integrations.sdist import unpacked_sdist
+
 pytest.importorskip("langgraph")
 
 HERE = Path(__file__).resolve().parent
-PIP_DOWNLOAD = (sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps")
 PYTEST = (
     *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
     *("-p", "no:asyncio", "-p", "langgraph_suite_plugin", "-o", "addopts="),
@@ -37,20 +36,7 @@ COUNTS = re.compile(r"^checkpointer (\w+): (\d+) passed, (\d+) failed, (\d+) err
 
 @pytest.fixture(scope="module")
 def langgraph_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    version = importlib.metadata.version("langgraph")
-    where = tmp_path_factory.mktemp("langgraph-sdist")
-    download = subprocess.run(
-        [*PIP_DOWNLOAD, "--dest", str(where), f"langgraph=={version}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert download.returncode == 0, download.stderr
-    (archive,) = where.glob("langgraph-*.tar.gz")
-    with tarfile.open(archive) as tar:
-        tar.extractall(where, filter="data")
-    return where / f"langgraph-{version}"
+    return unpacked_sdist("langgraph", tmp_path_factory.mktemp("langgraph-sdist"))
 
 
 def checkpointer_test_files(sources: Path) -> list[str]:

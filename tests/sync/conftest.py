@@ -19,7 +19,7 @@ from threadline.recorders.sqlite import SqliteRecorder
 from threadline.recorders.sqlite_workspaces import SqliteWorkspaces
 from threadline.sync.client import RemoteRecorder
 from threadline.sync.server import create_app
-from threadline.sync.service import Backoff, SyncSettings
+from threadline.sync.service import Backoff, SyncService, SyncSettings
 from threadline.tiered import TieredStore
 
 
@@ -127,4 +127,15 @@ def replica(
         sync_settings=settings,
         sync_clock=clock,
         sync_rng=rng,
+    )
+
+
+def service(local: SqliteRecorder, server: Server, token: str, seed: int) -> SyncService:
+    """The sync service of a plain local store (no tiers), with ``server``."""
+    return SyncService(
+        local,
+        RemoteRecorder(server.url, token),
+        settings=TEST_SETTINGS,
+        rng=random.Random(seed),
+        clock=FakeClock(),
     )

@@ -5,7 +5,6 @@ calls and cost, and the graph continues on B from A's state."""
 
 from __future__ import annotations
 
-import random
 import re
 from pathlib import Path
 from typing import Any
@@ -18,24 +17,12 @@ pytest.importorskip("langgraph")
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from tests.integrations.langgraph_agent import build_agent
-from tests.sync.conftest import TEST_SETTINGS, FakeClock, Server
+from tests.sync.conftest import Server, service
 from threadline import ThreadStore
 from threadline.integrations.langgraph import AsyncThreadlineSaver
 from threadline.recorders.sqlite import SqliteRecorder
-from threadline.sync.client import RemoteRecorder
-from threadline.sync.service import SyncService
 
 CONFIG: Any = {"configurable": {"thread_id": "weather-sync"}}
-
-
-def service(local: SqliteRecorder, server: Server, token: str, seed: int) -> SyncService:
-    return SyncService(
-        local,
-        RemoteRecorder(server.url, token),
-        settings=TEST_SETTINGS,
-        rng=random.Random(seed),
-        clock=FakeClock(),
-    )
 
 
 async def test_a_langgraph_thread_syncs_shows_in_the_viewer_and_continues_on_b(

@@ -6,34 +6,22 @@ B after sync; a delete racing an append on B is not lost silently."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from tests.contract.filelog_suite import ONE, TWO, change
 from tests.importers.conftest import FIXTURES, SAMPLES
-from tests.sync.conftest import TEST_SETTINGS, FakeClock, Server
+from tests.sync.conftest import Server, service
 from threadline import ThreadStore
 from threadline.deltas import MessageDelta
 from threadline.importers import import_claude_code, import_codex
 from threadline.model import Message
 from threadline.recorders.sqlite import SqliteRecorder
 from threadline.sync.client import RemoteRecorder
-from threadline.sync.service import SyncService
 
 
 async def all_ids(recorder: SqliteRecorder | RemoteRecorder) -> list[str]:
     heads = await recorder.list_heads(limit=100_000)
     return sorted(h.id for h in heads)
-
-
-def service(local: SqliteRecorder, server: Server, token: str, seed: int) -> SyncService:
-    return SyncService(
-        local,
-        RemoteRecorder(server.url, token),
-        settings=TEST_SETTINGS,
-        rng=random.Random(seed),
-        clock=FakeClock(),
-    )
 
 
 async def snapshot(store: ThreadStore, thread_id: str) -> tuple[object, ...]:

@@ -18,6 +18,7 @@ describes the mapping.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import os
 import random
@@ -44,7 +45,7 @@ __all__ = ["AsyncThreadlineSaver", "ThreadlineSaver", "thread_key"]
 _T = TypeVar("_T")
 
 
-class _ThreadlineCheckpointer(BaseCheckpointSaver[int]):
+class _ThreadlineCheckpointer(BaseCheckpointSaver[int], abc.ABC):
     """What both savers share: the mapping onto a :class:`ThreadStore`, and
     every checkpointer method, written once. A saver says how its methods
     reach the store's loop: :meth:`_blocking` runs a coroutine there and waits
@@ -79,11 +80,13 @@ class _ThreadlineCheckpointer(BaseCheckpointSaver[int]):
             return f"{int(current.split('.')[0]) + 1:032}.{random.random():016}"
         return super().get_next_version(current, channel)
 
+    @abc.abstractmethod
     def _blocking(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        raise NotImplementedError
+        """Run ``coro`` on the store's loop and wait for it (from any thread)."""
 
+    @abc.abstractmethod
     async def _awaiting(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        raise NotImplementedError
+        """Await ``coro`` on the store's loop, from the caller's loop."""
 
     # -- async --------------------------------------------------------------
 

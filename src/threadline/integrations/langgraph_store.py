@@ -410,18 +410,6 @@ class CheckpointStore:
             return None
         return await self.checkpoint_tuple(log, entry, thread_id, checkpoint_ns)
 
-    async def list_checkpoints(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> list[CheckpointTuple]:
-        """Checkpoints newest first (by id), as LangGraph's ``list`` describes."""
-        found = await self.find_checkpoints(config, filter=filter, before=before, limit=limit)
-        return [await self.checkpoint_tuple(*item) for item in found]
-
     async def find_checkpoints(
         self,
         config: RunnableConfig | None,
@@ -430,9 +418,10 @@ class CheckpointStore:
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> list[Found]:
-        """What :meth:`list_checkpoints` lists, before its tuples are made: a
-        caller that reads only the first few (``get_state_history`` cut short)
-        makes only those (:meth:`checkpoint_tuple`)."""
+        """The checkpoints LangGraph's ``list`` describes, newest first (by
+        id), before their tuples are made: a caller that reads only the first
+        few (``get_state_history`` cut short) makes only those
+        (:meth:`checkpoint_tuple`)."""
         if config is None:
             targets = [(t, None) for t in await self.langgraph_threads()]
         else:

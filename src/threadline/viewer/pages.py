@@ -452,17 +452,20 @@ async def _tree(viewer: Viewer, thread_id: str) -> tuple[TreeItem, int, dict[str
     costs = await store.thread_costs([node.id for node in shown if node.head is not None])
     for node in shown:
         head = node.head
-        known = node.last_known  # a held-back sub-agent, as its machine last saw it
+        # what the tree shows of a thread: its head, or for a held-back
+        # sub-agent what its machine last knew of it
+        title, messages, cost = None, None, costs.get(node.id)
+        if head is not None:
+            title, messages = head.title, head.message_count
+        elif node.last_known is not None:
+            known = node.last_known
+            title, messages, cost = known.title, known.messages, known.cost
         item = TreeItem(
             id=node.id,
             kind=node.kind,
-            title=(head.title if head is not None else known.title if known else None) or node.id,
-            messages=head.message_count if head is not None else known.messages if known else None,
-            cost=costs[node.id].cost_text()
-            if node.id in costs
-            else known.cost.cost_text()
-            if known and known.cost
-            else None,
+            title=title or node.id,
+            messages=messages,
+            cost=cost.cost_text() if cost is not None else None,
             state="ok"
             if head is not None
             else node.held_back or ("archived" if node.archived else "deleted"),
